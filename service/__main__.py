@@ -1,0 +1,135 @@
+"""Command line.
+
+python -m service [all]     receiver and worker in one process (the default)
+python -m service receiver  the HTTP receiver only
+python -m service worker    the worker only
+python -m service tail [PATTERN]
+                            print the CloudEvents passing on the bus
+python -m service dead-letters list|show|replay [--id ID] [--type PATTERN] [--since 2h]
+                            inspect and replay what the worker gave up on
+python -m service simulators
+                            serve the vendor simulators on ports 9101-9105
+python -m service demo      the whole loop, once per platform, against the simulators
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+
+from service import logs, settings
+from service.errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command")
+    for mode in settings.MODES:
+        commands.add_parser(mode, help=f"serve: {mode}")
+    tail = commands.add_parser("tail", help="print the CloudEvents passing on the bus")
+    tail.add_argument("pattern", nargs="?", default="#", help="a topic pattern, e.g. 'leanix.#'")
+    letters = commands.add_parser("dead-letters", help="list, show or replay dead letters")
+    letters.add_argument("action", choices=["list", "show", "replay"])
+    letters.add_argument("--id", action="append", default=[], help="an event id (repeatable)")
+    letters.add_argument("--type", help="an event-type pattern, e.g. 'uipath.job.*'")
+    letters.add_argument("--since", help="dead-lettered since: 30m, 2h, 1d or an ISO time")
+    simulators = commands.add_parser("simulators", help="serve the simulators on ports 9101-9105")
+    simulators.add_argument(
+        "--service-url", help="where the UiPath simulator's webhook calls the service"
+    )
+    commands.add_parser("demo", help="the loop once per platform, against the simulators")
+    keys = commands.add_parser("keys", help="create, list or revoke admin API keys")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key_id", nargs="?", help="revoke: the key's id")
+    keys.add_argument("--name", help="create: who or what uses the key")
+    keys.add_argument("--scopes", default="", help="create: comma-separated scopes")
+    keys.add_argument("--allow", default="", help="create: comma-separated CIDRs it may come from")
+    return parser
+
+
+def _serve(loaded: settings.Settings, args: argparse.Namespace) -> int:
+    mode = args.command or "all"
+    if mode != "worker" and loaded.http.process_count > 1:
+        from service.processes import prepare_metrics
+
+        prepare_metrics()  # before service.runtime imports prometheus_client
+    from service import runtime
+
+    return runtime.main(loaded, mode)
+
+
+def _tail(loaded: settings.Settings, args: argparse.Namespace) -> int:
+    from service.tail import tail
+
+    asyncio.run(tail(loaded.amqp, args.pattern))
+    return 0
+
+
+def _dead_letters(loaded: settings.Settings, args: argparse.Namespace) -> int:
+    from service.bus.broker import Broker
+    from service.deadletters import Filters, parse_since, run_command
+
+    filters = Filters(
+        ids=frozenset(args.id),
+        type_pattern=args.type,
+        since=parse_since(args.since) if args.since else None,
+    )
+    return asyncio.run(run_command(Broker(loaded.amqp), args.action, filters))
+
+
+def _simulators(loaded: settings.Settings, args: argparse.Namespace) -> int:
+    from service.simulators.serve import FIRST_PORT, serve_all
+
+    url = args.service_url or f"http://127.0.0.1:{loaded.http.port}"
+    asyncio.run(serve_all("0.0.0.0", FIRST_PORT, url))
+    return 0
+
+
+def _demo(loaded: settings.Settings, args: argparse.Namespace) -> int:
+    from service.simulators.demo import main as demo
+
+    logs.configure(settings.LogSettings(level="warning", format="console"))
+    return demo(loaded.amqp.url)
+
+
+def _keys(loaded: settings.Settings, args: argparse.Namespace) -> int:
+    from service.admin.keys import run_keys
+
+    return asyncio.run(
+        run_keys(loaded, args.action, args.key_id, args.name, args.scopes, args.allow)
+    )
+
+
+COMMANDS: dict[str, Callable[[settings.Settings, argparse.Namespace], int]] = {
+    "keys": _keys,
+    "tail": _tail,
+    "dead-letters": _dead_letters,
+    "simulators": _simulators,
+    "demo": _demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        loaded = settings.load()
+        logs.configure(loaded.log)
+        return COMMANDS.get(args.command or "all", _serve)(loaded, args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:
+        print(f"stopped by an error: {exc!r}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

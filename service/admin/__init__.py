@@ -1,0 +1,1 @@
+"""The admin API (`/api/v1`) and the operator console (`/console`), behind scoped keys."""

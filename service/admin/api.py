@@ -1,0 +1,232 @@
+"""The admin API, `/api/v1`: JSON, paginated, every route behind a scope.
+
+GET  /api/v1/events                 events:read    search the event log
+GET  /api/v1/events/{id}            events:read    one event with its attempts
+GET  /api/v1/runs                   runs:read      runs by Fact Sheet, vendor, status
+GET  /api/v1/dead-letters           events:read    what the worker gave up on
+POST /api/v1/dead-letters/replay    events:replay  replay dead letters by filter
+GET  /api/v1/rules                  rules:read     the rules in force
+GET  /api/v1/status                 status:read    broker, queues, runs in flight, counts
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aio_pika
+import aiormq
+import orjson
+from aiohttp import web
+
+from service.admin.auth import DATABASE, require
+from service.automation import rules as rules_module
+from service.bus.broker import Broker
+from service.deadletters import DeadLetterQueue, Filters, parse_since, replay_all
+from service.errors import BrokerUnavailable, ConfigError, MalformedEvent, NotFound, Unavailable
+from service.settings import Settings
+from service.store.eventlog import EventQuery
+
+SETTINGS = web.AppKey("admin_settings", Settings)
+BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.AMQPError,
+    ConnectionError,
+    RuntimeError,  # aio-pika: "Connection was not opened" while reconnecting
+)
+BROKER = web.AppKey("admin_broker", Broker)
+MAX_LIMIT = 500
+VERSION = "0.1.0"
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount the admin API on `app` (which holds DATABASE, SETTINGS and BROKER)."""
+    routes = [
+        ("GET", "/api/v1/events", "events:read", list_events),
+        ("GET", "/api/v1/events/{id}", "events:read", get_event),
+        ("GET", "/api/v1/runs", "runs:read", list_runs),
+        ("GET", "/api/v1/dead-letters", "events:read", list_dead_letters),
+        ("POST", "/api/v1/dead-letters/replay", "events:replay", replay_dead_letters),
+        ("GET", "/api/v1/rules", "rules:read", list_rules),
+        ("GET", "/api/v1/status", "status:read", status),
+    ]
+    for method, path, scope, handler in routes:
+        app.router.add_route(method, path, require(scope, handler))
+
+
+def json(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(doc, default=_default),
+        status=status,
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError
+
+
+def _limit(query: Mapping[str, str]) -> int:
+    raw = query.get("limit", "50")
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise MalformedEvent(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def _time(query: Mapping[str, str], name: str) -> float | None:
+    raw = query.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_since(raw).timestamp()
+    except (ValueError, OverflowError):
+        raise MalformedEvent(
+            f"{name} must be an ISO 8601 time or an age like 30m, 2h, 1d"
+        ) from None
+
+
+async def list_events(request: web.Request) -> web.Response:
+    q = request.query
+    query = EventQuery(
+        type=q.get("type") or None, subject=q.get("subject") or None,
+        status=q.get("status") or None, since=_time(q, "since"), until=_time(q, "until"),
+        limit=_limit(q), cursor=q.get("cursor") or None,
+    )  # fmt: skip
+    try:
+        found, cursor = await request.app[DATABASE].events.search(query)
+    except ValueError as exc:
+        raise MalformedEvent(str(exc)) from None
+    return json({"items": found, "next_cursor": cursor})
+
+
+async def get_event(request: web.Request) -> web.Response:
+    found = await request.app[DATABASE].events.get(request.match_info["id"])
+    if found is None:
+        raise NotFound(f"no event {request.match_info['id']!r} in the event log")
+    event, attempts = found
+    return json({**dataclasses.asdict(event), "attempt_log": attempts})
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    q = request.query
+    before = q.get("cursor")
+    if before is not None and not re.fullmatch(r"[0-9]{1,18}", before):
+        raise MalformedEvent("cursor must be the next_cursor of a previous page")
+    limit = _limit(q)
+    runs = await request.app[DATABASE].runs.search(
+        fact_sheet_id=q.get("fact_sheet_id") or None, vendor=q.get("vendor") or None,
+        status=q.get("status") or None, limit=limit + 1,
+        before_id=int(before) if before else None,
+    )  # fmt: skip
+    page = runs[:limit]
+    cursor = str(page[-1].id) if len(runs) > limit and page else None
+    return json({"items": page, "next_cursor": cursor})
+
+
+def _filters(doc: Mapping[str, Any]) -> Filters:
+    ids = doc.get("ids") or ([doc["id"]] if doc.get("id") else [])
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise MalformedEvent("ids must be a list of event ids")
+    for name in ("type", "since"):
+        if doc.get(name) is not None and not isinstance(doc[name], str):
+            raise MalformedEvent(f"{name} must be a string")
+    since = doc.get("since")
+    try:
+        when = parse_since(str(since)) if since else None
+    except ValueError:
+        raise MalformedEvent("since must be an ISO 8601 time or an age like 30m, 2h") from None
+    return Filters(frozenset(ids), doc.get("type") or None, when)
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    filters = _filters(request.query)
+    dlq = DeadLetterQueue(_ready_broker(request))
+    try:
+        letters = await dlq.read(filters, limit=MAX_LIMIT)
+    except BROKER_ERRORS as exc:
+        raise Unavailable(f"the message broker failed: {exc}; retry later") from None
+    finally:
+        await _release(dlq)
+    return json({"items": [letter.summary() for letter in letters]})
+
+
+async def _release(dlq: DeadLetterQueue) -> None:
+    with contextlib.suppress(*BROKER_ERRORS):  # the broker returns what was not acked anyway
+        await dlq.release()
+
+
+async def replay_dead_letters(request: web.Request) -> web.Response:
+    try:
+        doc = orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
+        raise MalformedEvent("the body must be JSON: {ids?, type?, since?, all?}") from None
+    if not isinstance(doc, dict):
+        raise MalformedEvent("the body must be a JSON object")
+    filters = _filters(doc)
+    if filters == Filters() and doc.get("all") is not True:
+        raise MalformedEvent('give ids, type or since, or "all": true to replay everything')
+    dlq = DeadLetterQueue(_ready_broker(request))
+    try:
+        replayed = await replay_all(dlq, await dlq.read(filters))
+    except (*BROKER_ERRORS, BrokerUnavailable) as exc:
+        raise Unavailable(f"the message broker failed: {exc}; retry later") from None
+    finally:
+        await _release(dlq)
+    return json({"replayed": replayed})
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    try:
+        loaded = rules_module.load(request.app[SETTINGS].rules)
+    except ConfigError as exc:
+        raise MalformedEvent(str(exc)) from None
+    return json({"items": loaded})
+
+
+async def status(request: web.Request) -> web.Response:
+    broker = request.app[BROKER]
+    database = request.app[DATABASE]
+    day_ago = time.time() - 86400
+    return json({
+        "version": VERSION,
+        "broker": {"ready": broker.ready, "queues": await _depths(broker)},
+        "runs_in_flight": await database.runs.in_flight(),
+        "events_last_24h": await database.events.counts(since=day_ago),
+    })  # fmt: skip
+
+
+async def _depths(broker: Broker) -> dict[str, int]:
+    try:
+        return await _read_depths(broker)
+    except BROKER_ERRORS:
+        return {}
+
+
+async def _read_depths(broker: Broker) -> dict[str, int]:
+    if not broker.ready or broker.connection is None:
+        return {}
+    channel = await broker.connection.channel()
+    try:
+        found = {}
+        for name in (broker.settings.queue, broker.settings.dead_letter_queue):
+            declared = await channel.declare_queue(name, passive=True)
+            found[name] = declared.declaration_result.message_count or 0
+        return found
+    finally:
+        await channel.close()
+
+
+def _ready_broker(request: web.Request) -> Broker:
+    broker = request.app[BROKER]
+    if not broker.ready:
+        raise Unavailable("not connected to the message broker; retry later")
+    return broker

@@ -1,0 +1,49 @@
+"""Loop guards: LeanIX events the automation must not act on.
+
+- Events caused by our own technical user: our write-back changes the Fact Sheet, LeanIX
+  sends FACT_SHEET_UPDATED for it, and acting on it would start another run, forever.
+- Events older than one already handled for the same Fact Sheet: LeanIX does not deliver
+  in order, and a stale snapshot must not undo a newer decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from service.cloudevent import CloudEvent
+from service.resources import Resources
+
+
+def own_user_ids(resources: Resources) -> set[str]:
+    """Our technical user (learnt from its token) and the configured ignore list."""
+    ids = set(resources.settings.clients.leanix.ignore_user_ids)
+    if resources.leanix is not None and resources.leanix.technical_user_id:
+        ids.add(resources.leanix.technical_user_id)
+    return ids
+
+
+def sequence_number(data: Mapping[str, Any]) -> int | None:
+    """The event's transactionSequenceNumber, in the DEFAULT or WRAPPED_EVENT shape."""
+    for holder in (data, data.get("sequenceInfo"), data.get("payload")):
+        if isinstance(holder, Mapping):
+            value = holder.get("transactionSequenceNumber")
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    return None
+
+
+async def skip_reason(
+    event: CloudEvent, fact_sheet_id: str | None, resources: Resources
+) -> str | None:
+    """Why this LeanIX event must be ignored, or None to act on it."""
+    data = event.data if isinstance(event.data, Mapping) else {}
+    user = data.get("userId")
+    if resources.settings.automation.ignore_own_events and user in own_user_ids(resources):
+        return "caused by our own technical user"
+    sequence = sequence_number(data)
+    if fact_sheet_id and sequence is not None:
+        fresh = await resources.database.sequences.advance(fact_sheet_id, sequence, event.id)
+        if not fresh:
+            return "older than an event already handled for this Fact Sheet"
+    return None

@@ -1,0 +1,123 @@
+"""Starter: a LeanIX event that matches rules -> one recorded, started run per rule.
+
+The run is recorded (status `starting`) before the vendor is called, under a correlation
+id derived from (event id, rule). A redelivered or replayed event finds the row: if the
+run already started, nothing is started again; if the earlier attempt died between
+recording and starting, the start is retried with the same correlation id.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from service.automation.factsheet import flatten, snapshot
+from service.automation.rules import Rule
+from service.automation.templates import render
+from service.clients.base import RunState
+from service.cloudevent import CloudEvent
+from service.errors import RejectEvent, RetryLater
+from service.resources import Resources
+from service.store.runs import Run
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:leanix-bridge:run")
+
+
+def correlation_id(event_id: str, rule: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{event_id}/{rule}"))
+
+
+def event_context(event: CloudEvent, sheet: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What rule templates can refer to when a run starts."""
+    now = datetime.now(UTC)
+    return {
+        "event": {"id": event.id, "type": event.type, "subject": event.subject, "time": event.time,
+                  "data": event.data},
+        "fact_sheet": dict(sheet or {}),
+        "now": now.isoformat(timespec="seconds"),
+        "today": now.date().isoformat(),
+    }  # fmt: skip
+
+
+def fact_sheet_of(event: CloudEvent) -> dict[str, Any] | None:
+    """The flattened Fact Sheet an event is about, if it carries one."""
+    raw = snapshot(event.data)
+    return flatten(raw) if raw is not None else None
+
+
+async def start_runs(
+    event: CloudEvent, sheet: Mapping[str, Any] | None, resources: Resources, log: Any
+) -> int:
+    """Start a run for every rule the event matches; return how many rules matched."""
+    matched = [rule for rule in resources.rules if rule.matches(event.type, sheet)]
+    for rule in matched:
+        await start_run(rule, event, sheet, resources, log.bind(rule=rule.name))
+    return len(matched)
+
+
+async def start_run(rule: Rule, event: CloudEvent, sheet: Mapping[str, Any] | None,
+                    resources: Resources, log: Any) -> None:  # fmt: skip
+    """Record the intent, start the run, record its id."""
+    inputs = render(rule.inputs, event_context(event, sheet))
+    if rule.dry_run:
+        log.info("rule.dry_run", vendor=rule.vendor, target=dict(rule.target), inputs=inputs)
+        return
+    cid = correlation_id(event.id, rule.name)
+    run, created = await resources.database.runs.begin(
+        correlation_id=cid, vendor=rule.vendor, rule=rule.name, event_id=event.id,
+        fact_sheet_id=(sheet or {}).get("id"), target=rule.target, inputs=inputs,
+    )  # fmt: skip
+    if not created and not await _ours(run, resources, log):
+        return
+    try:
+        state = await _start(rule, cid, inputs, resources)
+    except BaseException:
+        await resources.database.runs.release(cid)
+        raise
+    poll_at = time.time() + resources.settings.automation.poll_initial_s
+    await resources.database.runs.started(cid, state, poll_at)
+    log.info("run.started", vendor=rule.vendor, run_id=state.run_id, correlation_id=cid)
+    if state.terminal:  # answered synchronously (a Workato API recipe)
+        from service.automation.completion import finish
+
+        await finish(run, state, f"sync:{cid}", resources, log)
+
+
+async def _ours(run: Run, resources: Resources, log: Any) -> bool:
+    """Whether this delivery may start a run recorded by an earlier one."""
+    if run.status != "starting":
+        log.info("run.already_started", run_id=run.run_id, status=run.status)
+        return False
+    # A duplicate delivery running right now, or a starter that died mid-way: only a
+    # start older than the handler timeout can be the latter.
+    if await resources.database.runs.take_over(run, resources.settings.worker.handler_timeout_s):
+        log.warning("run.start_taken_over", correlation_id=run.correlation_id)
+        return True
+    raise RetryLater("another delivery of this event is starting the run")
+
+
+async def _start(rule: Rule, cid: str, inputs: Any, resources: Resources) -> RunState:
+    client = resources.runners.get(rule.vendor)
+    if client is None:
+        raise RejectEvent(f"rule {rule.name}: the {rule.vendor} client is not configured")
+    url, secret = callback_for(rule.vendor, resources)
+    return await client.start(
+        rule.target, inputs, correlation_id=cid, callback_url=url, callback_secret=secret
+    )
+
+
+def callback_for(vendor: str, resources: Resources) -> tuple[str | None, str | None]:
+    """Where and with what credential a run should call back; (None, None) to poll only."""
+    settings = resources.settings
+    base = settings.automation.callback_base_url.rstrip("/")
+    credentials = {
+        "robocorp": settings.sources.robocorp.secrets,
+        "leapwork": settings.sources.leapwork.tokens,
+        "workato": settings.sources.workato.tokens,
+    }.get(vendor, ())
+    if not base or not credentials:
+        return None, None  # UiPath calls back through its tenant webhook, if configured
+    return f"{base}/callbacks/{vendor}", credentials[0]

@@ -1,0 +1,169 @@
+"""Broker: the process's one RabbitMQ connection, its confirmed publishing, and readiness.
+
+Start-up never blocks on the broker: `start()` connects in the background and keeps
+trying, and `ready` is false until the connection is up and the topology declared.
+A publish is persistent, mandatory and awaits the broker's confirm within a timeout;
+anything short of a confirm raises BrokerUnavailable, so the caller answers 503 and the
+sender retries. It never waits on a dead connection (aio-pika#636): a publish while
+disconnected fails at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+from service import metrics
+from service.bus import frames
+from service.bus.pipeline import Pipeline
+from service.bus.topology import Topology, declare
+from service.errors import BrokerUnavailable
+from service.settings import AmqpSettings
+
+log = structlog.get_logger("service.bus")
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+_PUBLISH_ERRORS = (
+    aio_pika.exceptions.AMQPError,
+    aiormq.exceptions.AMQPError,
+    ConnectionError,
+    RuntimeError,
+)
+
+
+class Broker:
+    """Owns the connection, the confirmed publishing channel and the declared topology."""
+
+    def __init__(self, amqp: AmqpSettings) -> None:
+        self.settings = amqp
+        self.connection: AbstractRobustConnection | None = None
+        self.topology: Topology | None = None
+        self._channel: AbstractChannel | None = None
+        self._publishing: Pipeline | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self.declared = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        """Connected, with the topology declared: a publish can be confirmed."""
+        return (
+            self.topology is not None
+            and self.connection is not None
+            and self.connection.connected.is_set()
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def start(self) -> None:
+        """Begin connecting in the background; returns at once."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._connect(), name="broker-connect")
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Wait until the topology is declared; TimeoutError otherwise."""
+        async with asyncio.timeout(timeout_s):
+            await self.declared.wait()
+
+    async def _connect(self) -> None:
+        while self.connection is None:
+            try:
+                self.connection = await aio_pika.connect_robust(
+                    self.settings.url, reconnect_interval=self.settings.connect_retry_s
+                )
+            except (OSError, aiormq.exceptions.AMQPError) as exc:
+                log.warning("broker.unreachable", url=self.settings.safe_url, error=str(exc))
+                await asyncio.sleep(self.settings.connect_retry_s)
+        self._channel = await self.connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        self.topology = await declare(self._channel, self.settings)
+        self.declared.set()
+        log.info("broker.ready", url=self.settings.safe_url, exchange=self.settings.exchange)
+
+    async def publish(
+        self,
+        body: bytes,
+        *,
+        routing_key: str,
+        message_id: str,
+        timeout_s: float,
+        headers: Mapping[str, Any] | None = None,
+        exchange: str | None = None,
+        expiration_s: float | None = None,
+    ) -> None:
+        """Publish a persistent message and wait for the broker's confirm.
+
+        `exchange` defaults to the events exchange; "" is the default exchange (direct
+        to a queue named by the routing key).
+        """
+        if not self.ready or self.topology is None or self._channel is None:
+            raise BrokerUnavailable("not connected to the message broker")
+        name = self._exchange(exchange).name
+        # Only what consumers need: the CloudEvent itself carries its times.
+        expiration = str(max(1, round(expiration_s * 1000))) if expiration_s is not None else None
+        props = frames.properties(CONTENT_TYPE, message_id, headers=headers, expiration=expiration)
+        started = time.perf_counter()
+        try:
+            pipeline = await self._pipeline()
+            encoded = frames.publish(
+                pipeline.channel.number, name, routing_key, body, props,
+                mandatory=True, max_body_frame=pipeline.max_body_frame,
+            )  # fmt: skip
+            await _within(pipeline.send(encoded, message_id), timeout_s)
+        except TimeoutError:
+            raise BrokerUnavailable(f"the broker did not confirm within {timeout_s:g} s") from None
+        except aiormq.exceptions.PublishError:
+            raise BrokerUnavailable("the broker could not route the message to a queue") from None
+        except _PUBLISH_ERRORS as exc:
+            raise BrokerUnavailable(f"the broker refused or lost the message: {exc}") from exc
+        metrics.publish_seconds.observe(time.perf_counter() - started)
+
+    async def _pipeline(self) -> Pipeline:
+        """The pipeline of the current channel (a reconnect brings a new channel)."""
+        assert self._channel is not None
+        channel = await self._channel.get_underlay_channel()
+        if self._publishing is None or self._publishing.channel is not channel:
+            self._publishing = Pipeline(channel)  # type: ignore[arg-type]  # it is a Channel
+        return self._publishing
+
+    def _exchange(self, name: str | None) -> AbstractExchange:
+        assert self.topology is not None and self._channel is not None
+        if name is None or name == self.topology.exchange.name:
+            return self.topology.exchange
+        if name == self.topology.dead_letter_exchange.name:
+            return self.topology.dead_letter_exchange
+        if name == "":
+            return self._channel.default_exchange
+        raise ValueError(f"unknown exchange {name!r}")
+
+    async def close(self) -> None:
+        """Stop connecting and close the connection."""
+        if self._starting is not None:
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
+        if self.connection is not None:
+            await self.connection.close()
+
+
+async def _within(confirmation: asyncio.Future[Any], timeout_s: float) -> Any:
+    """Await a confirm, failing it with TimeoutError after `timeout_s` (one timer, no task)."""
+    timer = asyncio.get_running_loop().call_later(timeout_s, _expire, confirmation)
+    try:
+        return await confirmation
+    finally:
+        timer.cancel()
+
+
+def _expire(confirmation: asyncio.Future[Any]) -> None:
+    if not confirmation.done():
+        confirmation.set_exception(TimeoutError())

@@ -1,0 +1,138 @@
+"""What every vendor client shares: one bounded HTTP call with errors translated, and the
+vendor-neutral state of an automation run.
+
+    connection error, timeout, 5xx, 429  -> VendorUnavailable (retry later; Retry-After kept)
+    any other 4xx                        -> VendorRejected (permanent)
+
+Error texts carry the vendor, method, path and status, never a header or a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict
+from yarl import URL
+
+from service import metrics
+from service.errors import VendorRejected, VendorUnavailable
+
+RunStatus = Literal["pending", "running", "succeeded", "failed"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A run on any platform, as the service sees it."""
+
+    vendor: str
+    run_id: str
+    status: RunStatus
+    vendor_state: str = ""  # the platform's own word: "Finished", "Faulted", "unresolved", ...
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    detail: str | None = None
+    url: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON; an unparsable body from a vendor is a retryable fault."""
+        if not self.body.strip():
+            return None
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            raise VendorUnavailable(
+                "vendor", f"answered {self.status} with a non-JSON body"
+            ) from None
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class HttpApi:
+    """One vendor's HTTP calls over the shared session, bounded and translated."""
+
+    vendor = "vendor"
+
+    def __init__(self, session: aiohttp.ClientSession, timeout_s: float) -> None:
+        self.session = session
+        self.timeout_s = timeout_s
+
+    async def call(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        ok: Collection[int] = (200, 201, 202, 204),
+        **kwargs: Any,
+    ) -> Response:
+        """Make one request; return the response if its status is in `ok`, else raise."""
+        started = time.perf_counter()
+        outcome = "unavailable"
+        try:
+            response = await self._call(method, url, ok, **kwargs)
+            outcome = "ok"
+            return response
+        except VendorRejected:
+            outcome = "rejected"
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.vendor_seconds.labels(self.vendor, outcome).observe(elapsed)
+
+    async def _call(
+        self, method: str, url: str | URL, ok: Collection[int], **kwargs: Any
+    ) -> Response:
+        where = f"{method} {URL(url).path}"
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async with self.session.request(method, url, **kwargs) as raw:
+                    body = await raw.read()
+                    response = Response(raw.status, CIMultiDict(raw.headers), body)
+        except TimeoutError:
+            raise VendorUnavailable(
+                self.vendor, f"{where} timed out after {self.timeout_s:g} s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise VendorUnavailable(self.vendor, f"{where} failed: {type(exc).__name__}") from None
+        if response.status not in ok:
+            raise self.translate(where, response)
+        return response
+
+    def translate(self, where: str, response: Response) -> Exception:
+        """The error for an unexpected status."""
+        text = response.body[:300].decode("utf-8", errors="replace")
+        detail = f"{where} answered {response.status}: {text}"
+        if response.status == 429 or response.status >= 500:
+            wait = retry_after(response.headers.get("Retry-After"))
+            return VendorUnavailable(self.vendor, detail, retry_after_s=wait)
+        return VendorRejected(self.vendor, detail, status=response.status)

@@ -1,0 +1,628 @@
+"""LeanIX client: token exchange, GraphQL (Pathfinder) calls and fact sheet updates.
+
+    token    POST /services/mtm/v1/oauth2/token, Basic apitoken:<API token>; the access
+             token is cached until shortly before it expires, fetched by one caller at a
+             time, and renewed once when GraphQL answers 401
+    graphql  POST /services/pathfinder/v1/graphql, Bearer; every request is paced by one
+             token bucket; a 429 is waited out (Retry-After, else 1 s; 5 times, 60 s at
+             most); a 5xx or a timeout raises VendorUnavailable at once; errors[] raises
+             GraphQLErrors, a VendorRejected
+    writes   updateFactSheet under optimistic locking on rev: a stale rev is re-read and the
+             patches re-applied; update_many puts many mutations in one request with aliases
+
+It must never put the API token or an access token in an exception, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import re
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+import orjson
+import structlog
+
+from service.clients.base import HttpApi, Response, retry_after
+from service.errors import VendorRejected, VendorUnavailable
+from service.settings import LeanixApi
+
+log = structlog.get_logger("service.clients.leanix")
+
+TOKEN_PATH = "/services/mtm/v1/oauth2/token"
+GRAPHQL_PATH = "/services/pathfinder/v1/graphql"
+RATE_LIMITED_RETRIES = 5  # 429s waited out for one request
+RATE_LIMITED_BUDGET_S = 60.0  # ...and the most time spent waiting them out
+STALE_ATTEMPTS = 3  # writes of one update when its rev keeps turning out stale
+BATCH_SIZE = 25  # mutations per request in update_many
+
+# What every read and write asks for. Only Application and ITComponent are named for the
+# lifecycle because a fragment on a type the workspace lacks fails the whole query.
+FACT_SHEET_FIELDS = """
+    id rev name type status description lxState
+    tags { id name }
+    ... on Application { lifecycle { asString phases { phase startDate } } }
+    ... on ITComponent { lifecycle { asString phases { phase startDate } } }
+"""
+
+UPDATE_MUTATION = f"""
+mutation UpdateFactSheet(
+  $id: ID!, $rev: Long, $comment: String, $patches: [Patch]!, $validateOnly: Boolean
+) {{
+  updateFactSheet(
+    id: $id, rev: $rev, comment: $comment, patches: $patches, validateOnly: $validateOnly
+  ) {{ factSheet {{ {FACT_SHEET_FIELDS} }} }}
+}}
+"""
+
+COMMENT_MUTATION = """
+mutation CreateComment($factSheetId: ID!, $message: String!) {
+  createComment(factSheetId: $factSheetId, message: $message, status: ACTIVE) { id message }
+}
+"""
+
+# The error for a stale rev is unconfirmed (reference §3.2): this is a tolerant guess that
+# matches the words such an error would most likely use, in its message or its errorType.
+_STALE = re.compile(
+    r"(?<![a-z])(?:rev(?![a-z])|revision|version|conflict|outdated|stale)", re.IGNORECASE
+)
+_CODE = re.compile(r"^\s*\[([A-Z0-9_]+)\]")
+
+PatchOp = Literal["add", "replace", "remove"]
+_PATCH_OPS = frozenset({"add", "replace", "remove"})
+T = TypeVar("T")
+
+
+class RateLimiter:
+    """A token bucket: `rate_per_s` acquisitions a second on average, `burst` at once."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("rate_per_s must be positive and burst at least 1")
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = burst
+        self._stamp = clock()
+
+    async def acquire(self) -> None:
+        """Take one token, sleeping until it is due."""
+        now = self._clock()
+        refill = (now - self._stamp) * self.rate_per_s
+        self._tokens = min(self.burst, self._tokens + refill)
+        self._stamp = now
+        # Taken before sleeping, so each later caller queues behind this one without a lock.
+        self._tokens -= 1
+        if self._tokens < 0:
+            await self._sleep(-self._tokens / self.rate_per_s)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One change to a fact sheet; LeanIX takes every value as a string."""
+
+    op: PatchOp
+    path: str
+    value: str = ""
+
+    def __post_init__(self) -> None:
+        if self.op not in _PATCH_OPS:
+            raise ValueError(f"a patch op is add, replace or remove, not {self.op!r}")
+        if not self.path.startswith("/"):
+            raise ValueError(f"a patch path starts with '/', not {self.path!r}")
+        if not isinstance(self.value, str):
+            raise TypeError("patch values are strings: use Patch.json() for structured values")
+
+    @classmethod
+    def json(cls, op: PatchOp, path: str, obj: Any) -> Patch:
+        """Make a patch whose value is `obj` encoded as JSON (lifecycle, tags, relations)."""
+        return cls(op, path, orjson.dumps(obj).decode())
+
+    def variable(self) -> dict[str, str]:
+        """Return the GraphQL `Patch` input."""
+        if self.op == "remove" and not self.value:
+            return {"op": self.op, "path": self.path}
+        return {"op": self.op, "path": self.path, "value": self.value}
+
+
+@dataclass(frozen=True)
+class FactSheet:
+    """A fact sheet as read back: the common fields, the rest in `fields`, and the raw node."""
+
+    id: str
+    rev: int
+    name: str
+    type: str
+    status: str
+    tags: tuple[str, ...] = ()
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any]) -> FactSheet:
+        """Build from a GraphQL fact sheet object, tolerating missing fields."""
+        tags = tuple(str(tag["name"]) for tag in node.get("tags") or () if isinstance(tag, Mapping))
+        common = {"id", "rev", "name", "type", "status", "tags"}
+        return cls(
+            id=str(node.get("id") or ""),
+            rev=_int(node.get("rev")),
+            name=str(node.get("name") or ""),
+            type=str(node.get("type") or node.get("__typename") or ""),
+            status=str(node.get("status") or ""),
+            tags=tags,
+            fields={k: v for k, v in node.items() if k not in common},
+            raw=dict(node),
+        )
+
+    @property
+    def lifecycle(self) -> dict[str, str | None]:
+        """Phase -> start date, e.g. {"active": "2023-08-31"}; empty when not read or unset."""
+        value = self.fields.get("lifecycle")
+        phases = value.get("phases") if isinstance(value, Mapping) else None
+        return {
+            str(p["phase"]): p.get("startDate")
+            for p in phases or ()
+            if isinstance(p, Mapping) and p.get("phase")
+        }
+
+
+@dataclass(frozen=True)
+class Update:
+    """One fact sheet's patches, for update_many; a rev of None is read first."""
+
+    id: str
+    patches: Sequence[Patch]
+    comment: str | None = None
+    rev: int | None = None
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What became of one Update: the fact sheet as written, or the errors of its alias."""
+
+    update: Update
+    fact_sheet: FactSheet | None = None
+    errors: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.fact_sheet is not None and not self.errors
+
+
+class GraphQLErrors(VendorRejected):
+    """LeanIX answered with GraphQL `errors[]`; `.errors` holds them as sent."""
+
+    def __init__(self, errors: Sequence[Mapping[str, Any]]) -> None:
+        self.errors = list(errors)
+        super().__init__("leanix", "; ".join(describe(e) for e in self.errors))
+
+    @property
+    def codes(self) -> list[str]:
+        """The `[CODE]` prefixes of the messages, e.g. FS_VALIDATION_RELATION_NOT_UNIQUE."""
+        return [code for e in self.errors if (code := error_code(e))]
+
+    @property
+    def stale(self) -> bool:
+        """Whether an error looks like a stale rev (a guess: see _STALE)."""
+        return any(is_stale(e) for e in self.errors)
+
+
+@dataclass(frozen=True)
+class _AccessToken:
+    value: str = field(repr=False)
+    renew_at: float  # on the client's clock
+    subject: str | None
+
+
+class LeanixClient(HttpApi):
+    """LeanIX's token exchange and GraphQL API, as one technical user."""
+
+    vendor = "leanix"
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: LeanixApi,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(session, settings.timeout_s)
+        self.settings = settings
+        self.limiter = RateLimiter(settings.rate_limit_rps)
+        self._base = settings.base_url.rstrip("/")
+        self._clock = clock
+        self._token: _AccessToken | None = None
+        self._subject: str | None = None
+        self._auth_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"LeanixClient(base_url={self.settings.base_url!r})"
+
+    @property
+    def technical_user_id(self) -> str | None:
+        """The technical user behind the API token (the JWT's `sub`), once a token is held."""
+        return self._subject
+
+    async def authenticate(self) -> str | None:
+        """Make sure an access token is held; return the technical user id."""
+        await self._access_token()
+        return self._subject
+
+    # --- GraphQL ----------------------------------------------------------------------------
+
+    async def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one GraphQL operation and return its `data`; raise GraphQLErrors on errors[]."""
+        answer = await self._execute(query, variables)
+        if answer.get("errors"):
+            raise GraphQLErrors(_error_list(answer["errors"]))
+        data = answer.get("data")
+        return data if isinstance(data, dict) else {}
+
+    async def fact_sheet(self, id: str, extra: str = "") -> FactSheet:
+        """Read one fact sheet; `extra` is more selection, written in code, never from input."""
+        query = (
+            f"query FactSheet($id: ID!) {{ factSheet(id: $id) {{ {FACT_SHEET_FIELDS} {extra} }} }}"
+        )
+        data = await self.graphql(query, {"id": id})
+        return self._found(data.get("factSheet"), id)
+
+    async def update_fact_sheet(
+        self,
+        id: str,
+        patches: Sequence[Patch],
+        comment: str | None = None,
+        rev: int | None = None,
+        validate_only: bool = False,
+    ) -> FactSheet:
+        """Apply patches at `rev` (read first if None); on a stale rev re-read and re-apply."""
+        for _ in range(STALE_ATTEMPTS - 1):
+            try:
+                return await self._update_once(id, patches, comment, rev, validate_only)
+            except GraphQLErrors as exc:
+                if not exc.stale:
+                    raise
+                log.info("leanix.rev.stale", fact_sheet_id=id, rev=rev)
+                rev = None
+        return await self._update_once(id, patches, comment, rev, validate_only)
+
+    async def create_comment(self, fact_sheet_id: str, message: str) -> str:
+        """Comment on a fact sheet; return the comment's id."""
+        variables = {"factSheetId": fact_sheet_id, "message": message}
+        data = await self.graphql(COMMENT_MUTATION, variables)
+        comment = data.get("createComment")
+        if not isinstance(comment, dict) or not comment.get("id"):
+            raise VendorRejected(self.vendor, f"no comment was created on {fact_sheet_id}")
+        return str(comment["id"])
+
+    async def add_tags(self, fact_sheet_id: str, names: Sequence[str]) -> FactSheet:
+        """Attach tags by name; LeanIX creates the ones that do not exist yet."""
+        patch = Patch.json("add", "/tags", [{"tagName": name} for name in names])
+        return await self.update_fact_sheet(fact_sheet_id, [patch])
+
+    async def update_many(
+        self, updates: Sequence[Update], batch_size: int = BATCH_SIZE
+    ) -> list[UpdateResult]:
+        """Apply many updates, `batch_size` per request; return one result per update, in order.
+
+        A stale rev is re-read and retried in a later batch. A request that fails as a
+        whole raises; the updates of earlier batches have been applied by then.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        results: dict[int, UpdateResult] = {}
+        pending = dict(enumerate(updates))
+        for attempt in range(1, STALE_ATTEMPTS + 1):
+            pending = await self._fill_revs(pending, results, batch_size)
+            last = attempt == STALE_ATTEMPTS
+            pending = await self._write(pending, results, batch_size, retry_stale=not last)
+            if not pending:
+                break
+        return [results[i] for i in range(len(updates))]
+
+    async def _update_once(
+        self,
+        id: str,
+        patches: Sequence[Patch],
+        comment: str | None,
+        rev: int | None,
+        validate_only: bool,
+    ) -> FactSheet:
+        if rev is None:
+            rev = (await self.fact_sheet(id)).rev
+        variables = {
+            "id": id,
+            "rev": rev,
+            "comment": comment,
+            "patches": [p.variable() for p in patches],
+            "validateOnly": validate_only,
+        }
+        data = await self.graphql(UPDATE_MUTATION, variables)
+        result = data.get("updateFactSheet")
+        return self._found(result.get("factSheet") if isinstance(result, dict) else None, id)
+
+    def _found(self, node: Any, id: str) -> FactSheet:
+        if not isinstance(node, dict):
+            raise VendorRejected(self.vendor, f"fact sheet {id} not found", status=404)
+        return FactSheet.from_node(node)
+
+    # --- update_many ------------------------------------------------------------------------
+
+    async def _fill_revs(
+        self, pending: dict[int, Update], results: dict[int, UpdateResult], batch_size: int
+    ) -> dict[int, Update]:
+        """Give every update without a rev the current one; record the unreadable as failed."""
+        ids = list(dict.fromkeys(u.id for u in pending.values() if u.rev is None))
+        revs: dict[str, int | tuple[Mapping[str, Any], ...]] = {}
+        for chunk in _chunks(ids, batch_size):
+            revs.update(await self._read_revs(chunk))
+        ready: dict[int, Update] = {}
+        for index, update in pending.items():
+            found = update.rev if update.rev is not None else revs[update.id]
+            if isinstance(found, int):
+                ready[index] = dataclasses.replace(update, rev=found)
+            else:
+                results[index] = UpdateResult(update, errors=found)
+        return ready
+
+    async def _read_revs(
+        self, ids: Sequence[str]
+    ) -> dict[str, int | tuple[Mapping[str, Any], ...]]:
+        """Read the revs of many fact sheets in one request: rev, or that alias's errors."""
+        params = ", ".join(f"$id{n}: ID!" for n in range(len(ids)))
+        reads = " ".join(f"r{n}: factSheet(id: $id{n}) {{ id rev }}" for n in range(len(ids)))
+        answer = await self._execute(
+            f"query Revs({params}) {{ {reads} }}", {f"id{n}": id for n, id in enumerate(ids)}
+        )
+        data, errors = _by_alias(answer)
+        revs: dict[str, int | tuple[Mapping[str, Any], ...]] = {}
+        for n, id in enumerate(ids):
+            node = data.get(f"r{n}")
+            if isinstance(node, dict) and node.get("rev") is not None:
+                revs[id] = _int(node["rev"])
+            else:
+                revs[id] = _errors_of(errors, f"r{n}", f"fact sheet {id} not found")
+        return revs
+
+    async def _write(
+        self,
+        pending: dict[int, Update],
+        results: dict[int, UpdateResult],
+        batch_size: int,
+        retry_stale: bool,
+    ) -> dict[int, Update]:
+        """Send the updates a batch per request; record outcomes; return the stale to retry."""
+        stale: dict[int, Update] = {}
+        for chunk in _chunks(list(pending.items()), batch_size):
+            answer = await self._execute(*_batch_mutation([u for _, u in chunk]))
+            data, errors = _by_alias(answer)
+            for n, (index, update) in enumerate(chunk):
+                outcome = _outcome(update, data.get(f"u{n}"), _errors_of(errors, f"u{n}"))
+                if retry_stale and any(is_stale(e) for e in outcome.errors):
+                    stale[index] = dataclasses.replace(update, rev=None)
+                else:
+                    results[index] = outcome
+        return stale
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    async def _execute(self, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
+        """POST one operation; return the whole answer. Re-authenticate once on a 401."""
+        body = orjson.dumps({"query": query, "variables": variables or {}})
+        for renewed in (False, True):
+            token = await self._access_token()
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            response = await self._paced(GRAPHQL_PATH, (200, 401), data=body, headers=headers)
+            if response.status == 200:
+                return self._answer(response)
+            self._forget(token)
+            log.info("leanix.token.refused", renewed=renewed)
+        raise VendorRejected(
+            self.vendor, f"POST {GRAPHQL_PATH} refused a fresh access token (401)", status=401
+        )
+
+    async def _paced(self, path: str, ok: Collection[int], **kwargs: Any) -> Response:
+        """POST at the client's pace, waiting out 429s (Retry-After, else 1 s) within budget."""
+        deadline = self._clock() + RATE_LIMITED_BUDGET_S
+        wait_s: float | None = None
+        for attempt in range(RATE_LIMITED_RETRIES + 1):
+            await self.limiter.acquire()
+            response = await self.call("POST", self._base + path, ok=(*ok, 429), **kwargs)
+            if response.status != 429:
+                return response
+            wait_s = retry_after(_header(response, "Retry-After"))
+            wait_s = 1.0 if wait_s is None else wait_s
+            if attempt == RATE_LIMITED_RETRIES or self._clock() + wait_s > deadline:
+                break
+            log.warning("leanix.rate_limited", path=path, wait_s=wait_s, attempt=attempt + 1)
+            await asyncio.sleep(wait_s)  # the vendor asked for this wait
+        raise VendorUnavailable(
+            self.vendor, f"POST {path} is still rate limited (429)", retry_after_s=wait_s
+        )
+
+    def _answer(self, response: Response) -> dict[str, Any]:
+        answer = response.json()
+        if not isinstance(answer, dict):
+            raise VendorUnavailable(self.vendor, f"POST {GRAPHQL_PATH} gave no GraphQL document")
+        return answer
+
+    def translate(self, where: str, response: Response) -> Exception:
+        """The base translation, with any credential echoed in the body masked."""
+        body = response.body
+        for secret in (self.settings.api_token, self._token.value if self._token else ""):
+            if secret:
+                body = body.replace(secret.encode(), b"***")
+        return super().translate(where, dataclasses.replace(response, body=body))
+
+    # --- access token -----------------------------------------------------------------------
+
+    async def _access_token(self) -> str:
+        """The cached access token, fetched first if missing or due for renewal."""
+        async with self._auth_lock:
+            if self._token is None or self._clock() >= self._token.renew_at:
+                self._token = await self._exchange()
+                self._subject = self._token.subject or self._subject
+            return self._token.value
+
+    def _forget(self, value: str) -> None:
+        """Drop the cached token if it is still `value` (another caller may have renewed it)."""
+        if self._token is not None and self._token.value == value:
+            self._token = None
+
+    async def _exchange(self) -> _AccessToken:
+        """Trade the API token for an access token."""
+        response = await self._paced(
+            TOKEN_PATH,
+            (200,),
+            headers={
+                "Authorization": aiohttp.encode_basic_auth("apitoken", self.settings.api_token)
+            },
+            data={"grant_type": "client_credentials"},
+        )
+        doc = response.json()
+        value = doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(value, str) or not value:
+            raise VendorUnavailable(self.vendor, f"POST {TOKEN_PATH} gave no access_token")
+        expires_in = _positive(doc.get("expires_in"), default=3600.0)
+        renew_at = self._clock() + expires_in - min(60.0, expires_in / 10)
+        subject = jwt_subject(value)
+        log.info("leanix.token.fetched", expires_in_s=expires_in, technical_user_id=subject)
+        return _AccessToken(value, renew_at, subject)
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+
+def jwt_subject(token: str) -> str | None:
+    """The `sub` claim of a JWT, read without verifying; None if the token is not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = orjson.loads(payload)
+    except ValueError:  # binascii.Error and orjson.JSONDecodeError are ValueErrors
+        return None
+    subject = claims.get("sub") if isinstance(claims, dict) else None
+    return subject if isinstance(subject, str) and subject else None
+
+
+def error_code(error: Mapping[str, Any]) -> str | None:
+    """The `[CODE]` prefix of a GraphQL error message, without brackets."""
+    match = _CODE.match(str(error.get("message") or ""))
+    return match.group(1) if match else None
+
+
+def describe(error: Mapping[str, Any]) -> str:
+    """One GraphQL error as text: the message, then errorType and objectPath if given."""
+    text = str(error.get("message") or "GraphQL error")[:500]
+    extensions = error.get("extensions")
+    if isinstance(extensions, Mapping):
+        extra = [f"{k}={extensions[k]}" for k in ("errorType", "objectPath") if extensions.get(k)]
+        if extra:
+            text += f" ({', '.join(extra)})"
+    return text
+
+
+def is_stale(error: Mapping[str, Any]) -> bool:
+    """Whether a GraphQL error looks like a stale rev (a tolerant guess; see _STALE)."""
+    extensions = error.get("extensions")
+    kind = extensions.get("errorType") if isinstance(extensions, Mapping) else None
+    return bool(_STALE.search(f"{error.get('message') or ''} {kind or ''}"))
+
+
+def _batch_mutation(updates: Sequence[Update]) -> tuple[str, dict[str, Any]]:
+    """One mutation document with an aliased updateFactSheet per update: u0, u1, ..."""
+    params: list[str] = []
+    fields: list[str] = []
+    variables: dict[str, Any] = {}
+    for n, update in enumerate(updates):
+        params.append(f"$id{n}: ID!, $rev{n}: Long, $comment{n}: String, $patches{n}: [Patch]!")
+        fields.append(
+            f"u{n}: updateFactSheet(id: $id{n}, rev: $rev{n}, comment: $comment{n}, "
+            f"patches: $patches{n}) {{ factSheet {{ {FACT_SHEET_FIELDS} }} }}"
+        )
+        variables |= {
+            f"id{n}": update.id,
+            f"rev{n}": update.rev,
+            f"comment{n}": update.comment,
+            f"patches{n}": [p.variable() for p in update.patches],
+        }
+    return f"mutation Batch({', '.join(params)}) {{ {' '.join(fields)} }}", variables
+
+
+def _by_alias(answer: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str | None, list[Any]]]:
+    """The answer's data, and its errors grouped by the alias in their path (None: none)."""
+    data = answer.get("data")
+    grouped: dict[str | None, list[Any]] = {}
+    for error in _error_list(answer.get("errors")):
+        path = error.get("path")
+        alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else None
+        grouped.setdefault(alias, []).append(error)
+    return (data if isinstance(data, dict) else {}), grouped
+
+
+def _errors_of(
+    grouped: Mapping[str | None, list[Any]], alias: str, missing: str | None = None
+) -> tuple[Mapping[str, Any], ...]:
+    """The errors of one alias, else those of the whole document, else `missing` if given."""
+    errors = grouped.get(alias) or grouped.get(None) or ([{"message": missing}] if missing else [])
+    return tuple(errors)
+
+
+def _outcome(update: Update, node: Any, errors: tuple[Mapping[str, Any], ...]) -> UpdateResult:
+    fact_sheet = node.get("factSheet") if isinstance(node, dict) else None
+    if errors or not isinstance(fact_sheet, dict):
+        return UpdateResult(update, errors=errors or ({"message": "no fact sheet in answer"},))
+    return UpdateResult(update, FactSheet.from_node(fact_sheet))
+
+
+def _error_list(errors: Any) -> list[Mapping[str, Any]]:
+    if not errors:
+        return []
+    items = errors if isinstance(errors, list) else [errors]
+    return [e if isinstance(e, Mapping) else {"message": str(e)} for e in items]
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _header(response: Response, name: str) -> str | None:
+    """A response header, matched without regard to case (HTTP/2 sends lowercase names)."""
+    wanted = name.lower()
+    return next((v for k, v in response.headers.items() if k.lower() == wanted), None)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _positive(value: Any, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return default
+
+
+__all__ = [
+    "FactSheet",
+    "GraphQLErrors",
+    "LeanixClient",
+    "Patch",
+    "RateLimiter",
+    "Update",
+    "UpdateResult",
+]

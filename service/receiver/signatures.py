@@ -1,0 +1,181 @@
+"""Verifiers: who sent this request? Checked on the raw body bytes, before parsing.
+
+Every comparison of a secret is constant-time and runs over every accepted value, so
+neither timing nor early exit tells an attacker which one, or how much, matched. Error
+texts say what is missing or wrong, never what was expected.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from service.errors import Unauthorized
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What authenticated a request: the scheme, and the sender's message id if it gave one."""
+
+    scheme: str
+    message_id: str | None = None
+
+
+class Verifier(Protocol):
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        """Return the credential that authenticated the request, or raise Unauthorized."""
+        ...
+
+
+def matches_any(candidate: bytes, accepted: Iterable[bytes]) -> bool:
+    """Compare against every accepted value in constant time, without early exit."""
+    found = False
+    for value in accepted:
+        found |= hmac.compare_digest(candidate, value)
+    return found
+
+
+def raw(text: str) -> bytes:
+    """A header's bytes as sent: aiohttp decodes non-UTF-8 bytes as surrogate escapes."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _hmac_sha256(secret: bytes, message: bytes) -> bytes:
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class StaticAuthorization:
+    """LeanIX: the subscription's static `authorizationHeader`, sent as `Authorization`."""
+
+    values: Sequence[str] = field(repr=False)
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        given = headers.get("Authorization")
+        if not given:
+            raise Unauthorized("missing Authorization header")
+        accepted = (v.encode() for v in self.values)
+        if not matches_any(raw(given.strip()), accepted):
+            raise Unauthorized("the Authorization header is not an accepted value")
+        return Credential("authorization-header")
+
+
+@dataclass(frozen=True)
+class BodyHmac:
+    """HMAC-SHA256 of the raw body in one header: UiPath (base64) and Robocorp (hex)."""
+
+    header: str
+    encoding: str  # "base64" or "hex"
+    secrets: Sequence[str] = field(repr=False)
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        given = headers.get(self.header)
+        if not given:
+            raise Unauthorized(f"missing {self.header} header")
+        candidate = raw(given.strip())
+        if self.encoding == "hex":
+            candidate = candidate.lower()
+        if not matches_any(candidate, (self._sign(s, body) for s in self.secrets)):
+            raise Unauthorized(f"the {self.header} signature does not match the body")
+        return Credential(f"hmac-sha256-{self.encoding}")
+
+    def _sign(self, secret: str, body: bytes) -> bytes:
+        digest = _hmac_sha256(secret.encode(), body)
+        if self.encoding == "hex":
+            return digest.hex().encode()
+        return base64.b64encode(digest)
+
+
+def decode_whsec(secret: str) -> bytes:
+    """The key bytes of a Standard Webhooks secret (`whsec_` prefix optional)."""
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `v1,<base64>` Standard Webhooks signature of one message."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(_hmac_sha256(decode_whsec(secret), signed)).decode()
+
+
+@dataclass(frozen=True)
+class StandardWebhooks:
+    """Standard Webhooks v1: `webhook-id`, `webhook-timestamp`, `webhook-signature`."""
+
+    secrets: Sequence[str] = field(repr=False)
+    tolerance_s: int = 300
+    clock: Callable[[], float] = time.time
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        msg_id, timestamp, signatures = self._headers(headers)
+        self._check_timestamp(timestamp)
+        signed = raw(f"{msg_id}.{timestamp}.") + body
+        expected = [base64.b64encode(_hmac_sha256(decode_whsec(s), signed)) for s in self.secrets]
+        found = False
+        for candidate in _v1_signatures(signatures):
+            found |= matches_any(candidate, expected)
+        if not found:
+            raise Unauthorized("no webhook-signature matches the body")
+        return Credential("standard-webhooks", message_id=msg_id)
+
+    def _headers(self, headers: Mapping[str, str]) -> tuple[str, int, str]:
+        names = ("webhook-id", "webhook-timestamp", "webhook-signature")
+        missing = [n for n in names if not headers.get(n)]
+        if missing:
+            raise Unauthorized(f"missing header(s): {', '.join(missing)}")
+        raw_ts = headers["webhook-timestamp"].strip()
+        if not raw_ts.isascii() or not raw_ts.isdigit() or len(raw_ts) > 12:
+            raise Unauthorized("webhook-timestamp must be an integer of unix seconds")
+        return headers["webhook-id"], int(raw_ts), headers["webhook-signature"]
+
+    def _check_timestamp(self, timestamp: int) -> None:
+        now = self.clock()
+        if timestamp < now - self.tolerance_s:
+            raise Unauthorized("webhook-timestamp is too old")
+        if timestamp > now + self.tolerance_s:
+            raise Unauthorized("webhook-timestamp is too far in the future")
+
+
+def _v1_signatures(header: str) -> list[bytes]:
+    found = []
+    for part in header.split():
+        version, _, signature = part.partition(",")
+        if version == "v1" and signature:
+            found.append(raw(signature))
+    return found
+
+
+@dataclass(frozen=True)
+class BearerToken:
+    """A static `Authorization: Bearer <token>`, for senders that cannot compute an HMAC."""
+
+    tokens: Sequence[str] = field(repr=False)
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("missing Authorization: Bearer token")
+        if not matches_any(raw(token.strip()), (t.encode() for t in self.tokens)):
+            raise Unauthorized("the bearer token is not accepted")
+        return Credential("bearer-token", message_id=headers.get("webhook-id") or None)
+
+
+@dataclass(frozen=True)
+class CallbackAuth:
+    """Leapwork and Workato callbacks: Standard Webhooks if signed, else a bearer token."""
+
+    signed: StandardWebhooks | None
+    bearer: BearerToken | None
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        if headers.get("webhook-signature"):
+            if self.signed is None:
+                raise Unauthorized("signed callbacks are not enabled: no secret is configured")
+            return self.signed.verify(headers, body)
+        if self.bearer is None:
+            raise Unauthorized("missing webhook-signature header")
+        return self.bearer.verify(headers, body)

@@ -1,0 +1,117 @@
+"""Resources: what handlers use, opened once per worker process and closed in one place.
+
+One aiohttp session for every vendor client, the store, the broker, and the rules. A
+vendor's client exists only when its credentials are configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import structlog
+from sqlalchemy.engine import make_url
+
+from service.bus.broker import Broker
+from service.clients.base import RunState
+from service.clients.leanix import LeanixClient
+from service.clients.leapwork import LeapworkClient
+from service.clients.robocorp import RobocorpClient
+from service.clients.uipath import UipathClient
+from service.clients.workato import WorkatoClient
+from service.errors import VendorRejected, VendorUnavailable
+from service.settings import ClientsSettings, Settings
+from service.store import Database
+
+log = structlog.get_logger("service.resources")
+
+
+class RunClient(Protocol):
+    """What the automation loop needs from a platform's client."""
+
+    vendor: str
+
+    async def start(
+        self,
+        target: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        *,
+        correlation_id: str,
+        callback_url: str | None = None,
+        callback_secret: str | None = None,
+    ) -> RunState: ...
+
+    async def status(self, run_id: str, target: Mapping[str, Any]) -> RunState: ...
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    broker: Broker
+    database: Database
+    session: aiohttp.ClientSession
+    leanix: LeanixClient | None = None
+    runners: dict[str, RunClient] = field(default_factory=dict)
+    rules: tuple[Any, ...] = ()  # automation.rules.Rule
+
+
+def run_clients(session: aiohttp.ClientSession, clients: ClientsSettings) -> dict[str, RunClient]:
+    """The platform clients whose credentials are configured."""
+    runners: dict[str, RunClient] = {}
+    if clients.leapwork.access_key:
+        runners["leapwork"] = LeapworkClient(session, clients.leapwork)
+    if clients.robocorp.api_key and clients.robocorp.workspace_id:
+        runners["robocorp"] = RobocorpClient(session, clients.robocorp)
+    uipath = clients.uipath
+    if uipath.base_url and uipath.client_id and uipath.client_secret:
+        runners["uipath"] = UipathClient(session, uipath)
+    if clients.workato.api_token:
+        runners["workato"] = WorkatoClient(session, clients.workato)
+    return runners
+
+
+async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
+    """Open (and migrate) the store; register its closing on `stack`."""
+    _make_sqlite_folder(settings.store.url)
+    database = Database(settings.store.url)
+    await database.open()
+    stack.push_async_callback(database.close)
+    return database
+
+
+async def open_resources(settings: Settings, broker: Broker, stack: AsyncExitStack) -> Resources:
+    """Open the store and the HTTP session; register their closing on `stack`."""
+    database = await open_database(settings, stack)
+    session = aiohttp.ClientSession(raise_for_status=False)
+    stack.push_async_callback(session.close)
+    leanix = (
+        LeanixClient(session, settings.clients.leanix)
+        if settings.clients.leanix.api_token
+        else None
+    )
+    if leanix is not None:
+        await _learn_technical_user(leanix)
+    return Resources(
+        settings, broker, database, session, leanix, run_clients(session, settings.clients)
+    )
+
+
+async def _learn_technical_user(leanix: LeanixClient) -> None:
+    # The loop guard needs our technical user's id; LeanIX may be down at start-up, in
+    # which case the id is learnt with the first token the client fetches.
+    try:
+        await leanix.authenticate()
+    except VendorUnavailable as exc:
+        log.warning("leanix.unreachable_at_start", error=str(exc))
+    except VendorRejected as exc:
+        log.error("leanix.token_rejected", error=str(exc))
+
+
+def _make_sqlite_folder(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

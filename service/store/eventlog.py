@@ -1,0 +1,189 @@
+"""Event log: every event a worker took, its latest status, and each handling attempt.
+
+Searchable by id, type (exact, or a prefix with `.*`/`.#`), subject (the Fact Sheet id),
+status and time; pruned after a retention period. Pages are ordered newest first and
+continue from an opaque cursor.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.store.schema import attempts, events
+
+STATUSES = ("handled", "unhandled", "retrying", "dead_lettered")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    handler: str
+    attempt: int
+    outcome: str  # ok, retry, dead_letter, skipped
+    error: str | None
+    at: float
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    id: str
+    type: str
+    source: str
+    subject: str | None
+    time: str | None
+    received_at: float
+    updated_at: float
+    status: str
+    attempts: int
+    last_error: str | None
+    data: Any = None
+
+    @classmethod
+    def from_row(cls, row: sa.Row[Any]) -> LoggedEvent:
+        values = dict(row._mapping)
+        values["data"] = orjson.loads(values["data"]) if values.get("data") else None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    type: str | None = None
+    subject: str | None = None
+    status: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def encode_cursor(event: LoggedEvent) -> str:
+    raw = orjson.dumps([event.received_at, event.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The position a cursor names; ValueError if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        received_at, event_id = orjson.loads(raw)
+        return float(received_at), str(event_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise ValueError("not a cursor from this API") from None
+
+
+class EventLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def record(
+        self,
+        head: LoggedEvent,
+        tries: Sequence[Attempt],
+        data_json: bytes | None,
+    ) -> None:
+        """Create or update the event's row and add its attempts, in one transaction: a
+        reader never sees the new status without the attempt that led to it."""
+        row = {
+            "id": head.id, "type": head.type, "source": head.source, "subject": head.subject,
+            "time": head.time, "received_at": head.received_at, "updated_at": head.updated_at,
+            "status": head.status, "attempts": head.attempts, "last_error": head.last_error,
+            "data": data_json.decode() if data_json else None,
+        }  # fmt: skip
+        try:
+            await self._record(row, tries)
+        except sa.exc.IntegrityError:  # another worker created the row meanwhile: update it
+            await self._record(row, tries)
+
+    async def _record(self, row: dict[str, Any], tries: Sequence[Attempt]) -> None:
+        changes = {k: row[k] for k in ("status", "updated_at", "attempts", "last_error")}
+        async with self.engine.begin() as connection:
+            found = await connection.execute(sa.select(events.c.id).where(events.c.id == row["id"]))
+            if found.first() is None:
+                await connection.execute(events.insert().values(**row))
+            else:
+                await connection.execute(
+                    events.update().where(events.c.id == row["id"]).values(**changes)
+                )
+            if tries:
+                await connection.execute(
+                    attempts.insert(), [{"event_id": row["id"], **vars(t)} for t in tries]
+                )
+
+    async def get(self, event_id: str) -> tuple[LoggedEvent, list[Attempt]] | None:
+        """One event with its attempts, oldest attempt first."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(sa.select(events).where(events.c.id == event_id))
+            ).first()
+            if row is None:
+                return None
+            query = (
+                sa.select(attempts).where(attempts.c.event_id == event_id).order_by(attempts.c.id)
+            )
+            tries = [_attempt(r) for r in await connection.execute(query)]
+        return LoggedEvent.from_row(row), tries
+
+    async def search(self, query: EventQuery) -> tuple[list[LoggedEvent], str | None]:
+        """A page of events, newest first, and the cursor of the next page (or None)."""
+        statement = sa.select(events).order_by(events.c.received_at.desc(), events.c.id.desc())
+        for condition in _conditions(query):
+            statement = statement.where(condition)
+        async with self.engine.connect() as connection:
+            rows = list(await connection.execute(statement.limit(query.limit + 1)))
+        found = [LoggedEvent.from_row(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return found, encode_cursor(found[-1]) if more and found else None
+
+    async def prune(self, older_than: float) -> int:
+        """Delete events (and their attempts) last updated before `older_than`."""
+        old = sa.select(events.c.id).where(events.c.updated_at < older_than)
+        async with self.engine.begin() as connection:
+            await connection.execute(attempts.delete().where(attempts.c.event_id.in_(old)))
+            result = await connection.execute(
+                events.delete().where(events.c.updated_at < older_than)
+            )
+        return int(result.rowcount or 0)
+
+    async def counts(self, since: float | None = None) -> dict[str, int]:
+        """How many events are in each status (since a time, if given)."""
+        statement = sa.select(events.c.status, sa.func.count()).group_by(events.c.status)
+        if since is not None:
+            statement = statement.where(events.c.received_at >= since)
+        async with self.engine.connect() as connection:
+            return {status: count for status, count in await connection.execute(statement)}
+
+
+def _attempt(row: sa.Row[Any]) -> Attempt:
+    values = dict(row._mapping)
+    values.pop("id"), values.pop("event_id")
+    return Attempt(**values)
+
+
+def _conditions(query: EventQuery) -> list[Any]:
+    found: list[Any] = []
+    if query.type:
+        prefix = query.type.removesuffix(".*").removesuffix(".#")
+        if prefix != query.type:
+            found.append(events.c.type.like(f"{prefix}.%"))
+        else:
+            found.append(events.c.type == query.type)
+    for column, value in ((events.c.subject, query.subject), (events.c.status, query.status)):
+        if value:
+            found.append(column == value)
+    if query.since is not None:
+        found.append(events.c.received_at >= query.since)
+    if query.until is not None:
+        found.append(events.c.received_at < query.until)
+    if query.cursor:
+        at, event_id = decode_cursor(query.cursor)
+        older = sa.or_(events.c.received_at < at,
+                       sa.and_(events.c.received_at == at, events.c.id < event_id))  # fmt: skip
+        found.append(older)
+    return found

@@ -1,0 +1,69 @@
+"""Schema migrations: an ordered list, applied once each, inside one transaction per step.
+
+Append a step; never edit one that has shipped. Every process runs `migrate()` at start;
+concurrent starts are safe because each step is recorded in `schema_migrations` by
+version (a primary key) in the transaction that applies it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.store import schema
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
+    def apply(connection: sa.Connection) -> None:
+        for table in tables:
+            table.create(connection, checkfirst=True)
+            for index in table.indexes:
+                index.create(connection, checkfirst=True)
+
+    return apply
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "runs", _create(schema.runs)),
+    Migration(2, "handled events", _create(schema.handled)),
+    Migration(3, "fact sheet sequence", _create(schema.fact_sheet_sequence)),
+    Migration(4, "event log", _create(schema.events, schema.attempts)),
+    Migration(5, "admin api keys", _create(schema.api_keys)),
+)
+
+
+async def migrate(engine: AsyncEngine) -> list[int]:
+    """Apply the migrations not applied yet; return their versions."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_create(schema.schema_migrations))
+    applied = []
+    for migration in MIGRATIONS:
+        async with engine.begin() as connection:
+            if await _is_applied(connection, migration.version):
+                continue
+            await connection.run_sync(migration.apply)
+            await connection.execute(
+                schema.schema_migrations.insert().values(
+                    version=migration.version, name=migration.name, applied_at=time.time()
+                )
+            )
+            applied.append(migration.version)
+    return applied
+
+
+async def _is_applied(connection: AsyncConnection, version: int) -> bool:
+    query = sa.select(schema.schema_migrations.c.version).where(
+        schema.schema_migrations.c.version == version
+    )
+    return (await connection.execute(query)).first() is not None

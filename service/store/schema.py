@@ -1,0 +1,117 @@
+"""Tables. Timestamps are unix seconds (float) so both databases store them the same way."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+# One row per automation run the service started: recorded before the vendor is called,
+# so a crash between "started" and "recorded" cannot lose a run.
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("correlation_id", sa.String(100), nullable=False, unique=True),
+    sa.Column("vendor", sa.String(20), nullable=False),
+    sa.Column("run_id", sa.String(200), nullable=True),
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("event_id", sa.String(100), nullable=False),
+    sa.Column("fact_sheet_id", sa.String(100), nullable=True),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=True),
+    sa.Column("vendor_state", sa.String(50), nullable=True),
+    sa.Column("outputs", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("run_url", sa.Text, nullable=True),
+    sa.Column("completed_by", sa.String(100), nullable=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("completed_at", sa.Float, nullable=True),
+    sa.Column("written_back_at", sa.Float, nullable=True),
+    sa.Column("next_poll_at", sa.Float, nullable=True),
+    sa.Column("poll_count", sa.Integer, nullable=False, default=0),
+    sa.UniqueConstraint("vendor", "run_id", name="runs_vendor_run_id"),
+)
+sa.Index("runs_status_next_poll", runs.c.status, runs.c.next_poll_at)
+sa.Index("runs_fact_sheet", runs.c.fact_sheet_id)
+
+# Side effects done once: one row per (event id, handler), claimed before the work and
+# marked handled after it.
+handled = sa.Table(
+    "handled",
+    metadata,
+    sa.Column("event_id", sa.String(100), primary_key=True),
+    sa.Column("handler", sa.String(200), primary_key=True),
+    sa.Column("claimed_at", sa.Float, nullable=False),
+    sa.Column("handled_at", sa.Float, nullable=True),
+)
+
+# The newest LeanIX transactionSequenceNumber handled per Fact Sheet (out-of-order guard).
+fact_sheet_sequence = sa.Table(
+    "fact_sheet_sequence",
+    metadata,
+    sa.Column("fact_sheet_id", sa.String(100), primary_key=True),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.String(100), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# The event log: every event the worker took, its latest status and each handling attempt.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("type", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=True),
+    sa.Column("time", sa.String(50), nullable=True),
+    sa.Column("received_at", sa.Float, nullable=False),  # first seen by a worker
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("data", sa.Text, nullable=True),  # JSON, when under the size limit
+)
+sa.Index("events_type_time", events.c.type, events.c.received_at)
+sa.Index("events_subject", events.c.subject)
+sa.Index("events_status", events.c.status, events.c.received_at)
+sa.Index("events_received", events.c.received_at)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(100), nullable=False),
+    sa.Column("handler", sa.String(200), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),  # ok, retry, dead_letter, skipped
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+)
+sa.Index("attempts_event", attempts.c.event_id)
+
+# Admin API keys: only a hash of the secret part is kept.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),  # space-separated
+    sa.Column("allow_from", sa.Text, nullable=False),  # space-separated CIDRs; empty: any
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("last_used_at", sa.Float, nullable=True),
+)

@@ -1,0 +1,36 @@
+"""Tail: print the CloudEvents on the bus as they pass, one JSON line each.
+
+Binds a private, auto-deleted queue to the exchange, so it takes nothing away from the
+worker. For looking, not for processing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from service.settings import AmqpSettings
+
+
+async def tail(amqp: AmqpSettings, pattern: str = "#", stop: asyncio.Event | None = None) -> None:
+    """Print every event whose routing key matches `pattern` until `stop` is set."""
+    stop = stop or asyncio.Event()
+    connection = await aio_pika.connect_robust(amqp.url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            amqp.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, pattern)
+        await queue.consume(_print, no_ack=True)
+        print(f"# tailing {amqp.exchange!r} for {pattern!r} (Ctrl-C to stop)", file=sys.stderr)
+        await stop.wait()
+
+
+async def _print(message: AbstractIncomingMessage) -> None:
+    sys.stdout.write(message.body.decode("utf-8", errors="replace") + "\n")
+    sys.stdout.flush()

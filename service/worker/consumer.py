@@ -1,0 +1,281 @@
+"""Consumer: decode -> dispatch -> settle, for each message of the work queue.
+
+Settlement, as a table:
+
+    every matching handler succeeded      -> ack
+    no handler matches the event type     -> ack, logged as unhandled
+    the body is not a CloudEvent          -> dead letter with the reason, then ack
+    a handler failed, retryably           -> a copy to the retry queue of its next delay
+                                             (only the failed handlers run again), then ack;
+                                             schedule exhausted -> dead letter
+    a handler failed for good             -> dead letter with the reason, the failed
+                                             handlers, attempts and the error, then ack
+    the re-publish itself failed          -> reject without requeue: the broker dead-letters
+                                             it (no hot requeue loop)
+
+A message is acked only after its work is done, or after its copy is confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+
+from service import metrics
+from service.bus.broker import Broker
+from service.bus.topology import declare_retry_queues, retry_queue
+from service.cloudevent import CloudEvent, decode
+from service.errors import BrokerUnavailable, RetryLater
+from service.resources import Resources
+from service.settings import Settings
+from service.worker import policy
+from service.worker.journal import Journal, Ran
+from service.worker.policy import Failure
+from service.worker.registry import Context, Registration, Registry
+
+log = structlog.get_logger("service.worker")
+
+REPUBLISH_TIMEOUT_S = 10.0
+
+
+class Consumer:
+    """Consumes the work queue with a bounded prefetch and dispatches to the registry."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        registry: Registry,
+        resources: Resources | None = None,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.registry = registry
+        self.resources = resources
+        self.journal = Journal(resources.database if resources else None, settings.eventlog)
+        self._tag: str | None = None
+        self._queue: AbstractQueue | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        """Wait for the broker, then consume (the robust channel re-consumes after reconnects)."""
+        await self.broker.declared.wait()
+        assert self.broker.connection is not None
+        channel = await self.broker.connection.channel()
+        delays = {*self.settings.worker.retry_delays_s, *self.registry.retry_delays()}
+        await declare_retry_queues(channel, self.settings.amqp, delays)
+        await channel.set_qos(prefetch_count=self.settings.worker.prefetch)
+        queue = await channel.get_queue(self.settings.amqp.queue)
+        self._tag = await queue.consume(self.on_message)
+        self._queue = queue
+        log.info("worker.consuming", queue=self.settings.amqp.queue)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking messages and wait up to `grace_s` for handlers in flight."""
+        if self._queue is not None and self._tag is not None:
+            await self._queue.cancel(self._tag)
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("worker.drain_timeout", in_flight=self._in_flight)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            await self._process(message)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        try:
+            event = decode(message.body)
+        except ValueError as exc:
+            failed = Failure("decode", f"not a CloudEvent: {exc}", retryable=False)
+            await self._settle(message, message.routing_key or "unknown", [failed])
+            return
+        attempt = _attempt(message)
+        with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type):
+            handlers = self._handlers(event, message)
+            if not handlers:
+                await message.ack()
+                log.info("event.unhandled", subject=event.subject)
+                metrics.unhandled.inc()
+                await self.journal.write(event, len(message.body), attempt, [], {})
+                return
+            ran = await self._dispatch(event, handlers, message, attempt)
+            failures = [r.failure for r in ran if r.failure is not None]
+            fates = await self._settle(message, event.type, failures)
+            duration = round((time.perf_counter() - started) * 1000, 2)
+            outcome = "failed" if failures else "handled"
+            log.info(
+                f"event.{outcome}", handlers=len(handlers), attempt=attempt, duration_ms=duration
+            )
+            await self.journal.write(event, len(message.body), attempt, ran, fates)
+
+    def _handlers(self, event: CloudEvent, message: AbstractIncomingMessage) -> list[Registration]:
+        matched = self.registry.match(event.type)
+        only = (message.headers or {}).get(policy.HANDLERS)
+        if only is None:
+            return matched
+        wanted = {str(name) for name in only}  # type: ignore[union-attr]
+        return [r for r in matched if r.name in wanted]
+
+    async def _dispatch(
+        self,
+        event: CloudEvent,
+        handlers: list[Registration],
+        message: AbstractIncomingMessage,
+        attempt: int,
+    ) -> list[Ran]:
+        ran = []
+        redelivered = bool(message.redelivered) or attempt > 1
+        for registration in handlers:
+            bound = log.bind(handler=registration.name)
+            context = Context(self.settings, bound, redelivered, attempt, self.resources)
+            started = time.perf_counter()
+            failed, skipped = await self._run_one(event, registration, context)
+            elapsed = (time.perf_counter() - started) * 1000
+            if failed is not None:
+                log.warning("handler.failed", handler=registration.name, error=failed.error)
+            ran.append(Ran(registration.name, failed, elapsed, skipped))
+        return ran
+
+    async def _run_one(
+        self, event: CloudEvent, registration: Registration, context: Context
+    ) -> tuple[Failure | None, bool]:
+        """Run one handler (once, if idempotent): (its failure or None, skipped as done)."""
+        delays = registration.retry_delays_s or self.settings.worker.retry_delays_s
+        try:
+            if await self._done_before(event, registration):
+                return None, True
+        except Exception as exc:  # busy elsewhere, or the store is down: later
+            return policy.failure(registration.name, RetryLater(str(exc)), delays), False
+        try:
+            async with asyncio.timeout(self.settings.worker.handler_timeout_s):
+                await registration.func(event, context)
+        except Exception as exc:
+            await self._unclaim(event, registration)
+            return policy.failure(registration.name, exc, delays), False
+        await self._record(event, registration)
+        return None, False
+
+    async def _done_before(self, event: CloudEvent, registration: Registration) -> bool:
+        """Claim an idempotent handler's work; True if it was already done."""
+        if not registration.idempotent or self.resources is None:
+            return False
+        lease = self.settings.worker.handler_timeout_s
+        claim = await self.resources.database.handled.claim(event.id, registration.name, lease)
+        if claim == "busy":
+            raise RetryLater("another delivery of this event is being handled right now")
+        if claim == "done":
+            log.info("handler.already_done", handler=registration.name)
+        return claim == "done"
+
+    async def _unclaim(self, event: CloudEvent, registration: Registration) -> None:
+        if registration.idempotent and self.resources is not None:
+            try:
+                await self.resources.database.handled.release(event.id, registration.name)
+            except Exception as exc:  # the claim then lapses after its lease
+                log.error("handler.release_failed", handler=registration.name, error=repr(exc))
+
+    async def _record(self, event: CloudEvent, registration: Registration) -> None:
+        metrics.handled.labels(registration.name, "ok").inc()
+        if not registration.idempotent or self.resources is None:
+            return
+        try:
+            await self.resources.database.handled.mark(event.id, registration.name)
+        except Exception as exc:  # the work is done: failing it now would repeat it
+            log.error("handler.record_failed", handler=registration.name, error=repr(exc))
+
+    async def _settle(
+        self, message: AbstractIncomingMessage, routing_key: str, failures: list[Failure]
+    ) -> dict[str, str]:
+        """Ack, retry or dead-letter; the fate of each failed handler."""
+        if not failures:
+            await message.ack()
+            return {}
+        attempt = _attempt(message)
+        retryable, permanent = policy.split(failures)
+        delay = policy.next_delay(retryable[0], attempt) if retryable else None
+        if retryable and delay is None:
+            permanent, retryable = permanent + retryable, []  # the schedule is exhausted
+        try:
+            if retryable and delay is not None:
+                await self._retry(message, retryable, attempt, delay)
+            if permanent:
+                await self._dead_letter(message, routing_key, permanent, attempt)
+        except BrokerUnavailable as exc:
+            log.error("event.republish_failed", error=str(exc))
+            await message.reject(requeue=False)
+            return {f.handler: "dead_letter" for f in failures}
+        await message.ack()
+        fates = {f.handler: "retry" for f in retryable}
+        return fates | {f.handler: "dead_letter" for f in permanent}
+
+    async def _retry(
+        self, message: AbstractIncomingMessage, failed: list[Failure], attempt: int, delay: float
+    ) -> None:
+        headers = {
+            **(message.headers or {}),
+            policy.ATTEMPT: attempt + 1,
+            policy.HANDLERS: [f.handler for f in failed],
+            policy.LAST_ERROR: failed[0].error[:1000],
+        }
+        await self.broker.publish(
+            message.body,
+            exchange="",
+            routing_key=retry_queue(self.settings.amqp, delay),
+            message_id=message.message_id or "",
+            timeout_s=REPUBLISH_TIMEOUT_S,
+            headers=headers,
+            expiration_s=policy.jittered(delay),
+        )
+        log.info("event.retry_scheduled", attempt=attempt + 1, delay_s=delay, error=failed[0].error)
+        metrics.retries.inc()
+        for f in failed:
+            metrics.handled.labels(f.handler, "retry").inc()
+
+    async def _dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        routing_key: str,
+        failed: list[Failure],
+        attempt: int,
+    ) -> None:
+        headers: dict[str, Any] = {
+            **(message.headers or {}),
+            "x-bridge-error": failed[0].error[:1000],
+            "x-bridge-failed-handlers": [f.handler for f in failed],
+            "x-bridge-attempts": attempt,
+            "x-bridge-dead-lettered-at": datetime.now(UTC).isoformat(),
+        }
+        headers.pop(policy.HANDLERS, None)
+        await self.broker.publish(
+            message.body,
+            exchange=self.settings.amqp.dead_letter_exchange,
+            routing_key=routing_key,
+            message_id=message.message_id or "",
+            timeout_s=REPUBLISH_TIMEOUT_S,
+            headers=headers,
+        )
+        log.warning("event.dead_lettered", reason=failed[0].error, attempts=attempt)
+        metrics.dead_letters.inc()
+        for f in failed:
+            metrics.handled.labels(f.handler, "dead_letter").inc()
+
+
+def _attempt(message: AbstractIncomingMessage) -> int:
+    value = (message.headers or {}).get(policy.ATTEMPT, 1)
+    return value if isinstance(value, int) and value >= 1 else 1

@@ -1,0 +1,65 @@
+"""Retry policy: what happens to an event after its handlers ran.
+
+    a handler raised RetryLater (VendorUnavailable included), TimeoutError or
+    ConnectionError                  -> retryable: tried again after the next delay of its
+                                        schedule, with jitter, by RabbitMQ itself (a TTL
+                                        queue); after the last delay -> dead letter
+    a handler raised anything else   -> permanent: dead letter now (RejectEvent says so)
+
+Only the handlers that failed run again; those that succeeded are not repeated. Attempts
+are counted in our own header, never in `x-death`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from service.errors import RetryLater, VendorUnavailable
+
+ATTEMPT = "x-bridge-attempt"
+HANDLERS = "x-bridge-handlers"
+LAST_ERROR = "x-bridge-last-error"
+JITTER = 0.2  # each wait is 80-100% of its delay: never longer than the queue's TTL
+
+
+@dataclass(frozen=True)
+class Failure:
+    handler: str
+    error: str
+    retryable: bool
+    retry_after_s: float | None = None
+    delays_s: tuple[float, ...] = ()
+
+
+def failure(handler: str, exc: BaseException, delays_s: tuple[float, ...]) -> Failure:
+    """Classify one handler's exception."""
+    retryable = isinstance(exc, RetryLater | TimeoutError | ConnectionError)
+    wait = exc.retry_after_s if isinstance(exc, VendorUnavailable) else None
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return Failure(handler, text, retryable, wait, delays_s)
+
+
+def next_delay(failed: Failure, attempt: int) -> float | None:
+    """The delay before attempt `attempt + 1`, or None when the schedule is exhausted."""
+    if attempt > len(failed.delays_s):
+        return None
+    delay = failed.delays_s[attempt - 1]
+    if failed.retry_after_s is not None and failed.retry_after_s > delay:
+        # The vendor asked for a longer wait: take the first scheduled delay that covers it.
+        ordered = sorted(failed.delays_s)
+        delay = ordered[min(bisect.bisect_left(ordered, failed.retry_after_s), len(ordered) - 1)]
+    return delay
+
+
+def jittered(delay_s: float) -> float:
+    """The per-message wait: a little shorter than the queue's TTL, never longer."""
+    return delay_s * (1 - JITTER * random.random())
+
+
+def split(failures: Sequence[Failure]) -> tuple[list[Failure], list[Failure]]:
+    """(retryable, permanent)."""
+    retryable = [f for f in failures if f.retryable]
+    return retryable, [f for f in failures if not f.retryable]

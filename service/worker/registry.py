@@ -1,0 +1,137 @@
+"""Registry: which handlers want which events. A plain decorator, no framework magic.
+
+    from service import handler
+
+    @handler("leanix.factsheet.*")
+    async def on_fact_sheet(event, context):
+        ...
+
+Patterns are AMQP topic patterns over the event type: `*` is one word, `#` is zero or
+more words. Name your module in `worker.handler_modules` and the worker imports it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from service.cloudevent import CloudEvent
+from service.errors import ConfigError
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.resources import Resources
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler gets besides the event."""
+
+    settings: Settings
+    log: Any  # a structlog logger bound to the event id and type
+    redelivered: bool = False  # delivered before: a retry, or after a crash; be idempotent
+    attempt: int = 1
+    resources: Resources | None = None  # the worker's store, clients and rules
+
+
+HandlerFunc = Callable[[CloudEvent, Context], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Registration:
+    pattern: str
+    func: HandlerFunc
+    name: str
+    retry_delays_s: tuple[float, ...] | None = None  # None: worker.retry_delays_s
+    idempotent: bool = False  # run at most once per event id (recorded in the store)
+
+
+@lru_cache(maxsize=4096)
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: `*` matches one word, `#` zero or more.
+
+    Dynamic programming over (pattern word, key word): linear in their product, so a
+    pattern full of `#` cannot blow up.
+    """
+    words, keys = pattern.split("."), key.split(".")
+    # reachable[j]: the pattern so far matches the first j key words
+    reachable = [True] + [False] * len(keys)
+    for word in words:
+        if word == "#":
+            for j in range(1, len(keys) + 1):
+                reachable[j] = reachable[j] or reachable[j - 1]
+            continue
+        reachable = [False] + [
+            reachable[j] and (word == "*" or word == keys[j]) for j in range(len(keys))
+        ]
+    return reachable[-1]
+
+
+@dataclass
+class Registry:
+    registrations: list[Registration] = field(default_factory=list)
+
+    def handler(
+        self,
+        pattern: str,
+        *,
+        name: str | None = None,
+        retry_delays_s: Iterable[float] | None = None,
+        idempotent: bool = False,
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
+        """Register an async `func(event, context)` for event types matching `pattern`.
+
+        `idempotent=True`: once it succeeded for an event id, a redelivery, retry or replay
+        of that event skips it (recorded in the store, shared by every worker).
+        """
+
+        def register(func: HandlerFunc) -> HandlerFunc:
+            self.add(pattern, func, name=name, retry_delays_s=retry_delays_s, idempotent=idempotent)
+            return func
+
+        return register
+
+    def add(
+        self,
+        pattern: str,
+        func: HandlerFunc,
+        *,
+        name: str | None = None,
+        retry_delays_s: Iterable[float] | None = None,
+        idempotent: bool = False,
+    ) -> None:
+        """Register `func` (the decorator's plain-call form)."""
+        if not pattern or any(not word for word in pattern.split(".")):
+            raise ValueError(f"invalid handler pattern {pattern!r}")
+        label = name or f"{func.__module__}.{func.__qualname__}"
+        if any(r.name == label for r in self.registrations):
+            raise ValueError(f"a handler named {label!r} is already registered")
+        delays = tuple(float(d) for d in retry_delays_s) if retry_delays_s is not None else None
+        self.registrations.append(Registration(pattern, func, label, delays, idempotent))
+
+    def retry_delays(self) -> set[float]:
+        """Every per-handler retry delay, so the worker can declare their queues."""
+        return {d for r in self.registrations for d in (r.retry_delays_s or ())}
+
+    def match(self, event_type: str) -> list[Registration]:
+        """The handlers for one event type, in registration order."""
+        return [r for r in self.registrations if topic_matches(r.pattern, event_type)]
+
+
+registry = Registry()
+handler = registry.handler
+
+
+def import_modules(names: Iterable[str]) -> None:
+    """Import the user's handler modules, so their decorators run."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise ConfigError("worker.handler_modules", f"cannot import {name!r}: {exc}") from exc
+        structlog.get_logger("service.worker").info("handlers.imported", module=name)

@@ -1,0 +1,190 @@
+"""The loop, per platform: LeanIX event -> run started -> completion -> Fact Sheet updated."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from service.simulators.lab import VENDORS, Lab
+from tests.e2e.conftest import Service, drained, eventually, received_inputs
+
+pytestmark = pytest.mark.e2e
+
+Start = Callable[..., Awaitable[Service]]
+
+
+def tags(lab: Lab, fact_sheet_id: str) -> set[str]:
+    return {tag["name"] for tag in lab.leanix.fact_sheets[fact_sheet_id].tags}
+
+
+def comments(lab: Lab, fact_sheet_id: str) -> list[str]:
+    return [c["message"] for c in lab.leanix.comments.get(fact_sheet_id, [])]
+
+
+def written_back(lab: Lab, fact_sheet_id: str, tag: str) -> bool:
+    """The whole write-back landed: the outcome's tag and the comment (written last)."""
+    return tag in tags(lab, fact_sheet_id) and bool(comments(lab, fact_sheet_id))
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+async def test_event_starts_a_run_whose_outcome_is_written_back(
+    lab: Lab, service_factory: Start, vendor: str
+) -> None:
+    await service_factory([lab.rule(vendor)])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "AC Management")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(
+        lambda: written_back(lab, fact_sheet, f"{vendor}-done"), what="the success tag"
+    )
+
+    assert received_inputs(lab, vendor)[0]["factSheetId"] == fact_sheet
+    assert received_inputs(lab, vendor)[0]["name"] == "AC Management"
+    assert len(received_inputs(lab, vendor)) == 1
+    note = comments(lab, fact_sheet)
+    assert len(note) == 1
+    assert note[0].startswith(f"{vendor} run ")
+    assert "succeeded" in note[0]
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+async def test_a_failed_run_is_written_back_as_failed(
+    lab: Lab, service_factory: Start, vendor: str
+) -> None:
+    fail = {"leapwork": lambda: lab.leapwork.next_outcome("Failed"),
+            "robocorp": lambda: lab.robocorp.next_outcome("unresolved"),
+            "uipath": lambda: lab.uipath.next_outcome("Faulted"),
+            "workato": lambda: lab.workato.next_outcome("failed")}  # fmt: skip
+    fail[vendor]()
+    await service_factory([lab.rule(vendor)])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Billing")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(
+        lambda: written_back(lab, fact_sheet, f"{vendor}-failed"), what="the failure tag"
+    )
+    assert f"{vendor}-done" not in tags(lab, fact_sheet)
+    assert "failed" in comments(lab, fact_sheet)[0]
+
+
+@pytest.mark.parametrize("vendor", ["leapwork", "robocorp", "uipath"])
+async def test_a_lost_callback_is_made_up_for_by_polling(
+    lab: Lab, service_factory: Start, vendor: str
+) -> None:
+    # Workato cannot be polled (its API gives no job status for our call): see README.
+    getattr(lab, vendor).faults.drop_callbacks = True
+    lab.uipath.disable_webhook()
+    await service_factory([lab.rule(vendor)])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "HR Portal")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(
+        lambda: written_back(lab, fact_sheet, f"{vendor}-done"), what="written back by polling"
+    )
+    assert len(comments(lab, fact_sheet)) == 1
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+async def test_the_worker_restarted_between_start_and_completion(
+    lab: Lab, service_factory: Start, vendor: str
+) -> None:
+    service = await service_factory([lab.rule(vendor)])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "CRM")
+    getattr(lab, vendor).run_duration_s = 1.5  # long enough to restart in between
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(lambda: received_inputs(lab, vendor), what="the run started")
+    await service.halt()  # callbacks arriving now get connection errors, or wait in RabbitMQ
+    await service.start()
+    await eventually(lambda: written_back(lab, fact_sheet, f"{vendor}-done"), timeout_s=20,
+                     what="written back after the restart")  # fmt: skip
+    assert len(received_inputs(lab, vendor)) == 1
+    assert len(comments(lab, fact_sheet)) == 1
+
+
+@pytest.mark.parametrize("status", [503, 429])
+@pytest.mark.parametrize("vendor", VENDORS)
+async def test_vendor_errors_on_start_are_retried_once_it_recovers(
+    lab: Lab, service_factory: Start, vendor: str, status: int
+) -> None:
+    simulator = getattr(lab, vendor)
+    simulator.faults.retry_after_s = 0
+    simulator.faults.fail(status, times=2)
+    await service_factory([lab.rule(vendor)])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "ERP")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(lambda: written_back(lab, fact_sheet, f"{vendor}-done"), what="written back")
+    assert len(received_inputs(lab, vendor)) == 1
+
+
+async def test_a_vendor_timeout_is_retried(lab: Lab, service_factory: Start) -> None:
+    lab.uipath.faults.hang(1)
+    await service_factory([lab.rule("uipath")], clients={"uipath": {"timeout_s": 0.5}})
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Payroll")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(lambda: written_back(lab, fact_sheet, "uipath-done"), what="written back")
+
+
+async def test_leanix_unavailable_during_write_back_is_retried(
+    lab: Lab, service_factory: Start
+) -> None:
+    await service_factory([lab.rule("robocorp")])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Intranet")
+    lab.leanix.faults.retry_after_s = 0
+    assert await lab.change(fact_sheet) == 202
+    await eventually(lambda: received_inputs(lab, "robocorp"), what="the run started")
+    lab.leanix.faults.fail(503, times=3)
+    await eventually(lambda: written_back(lab, fact_sheet, "robocorp-done"), what="written back")
+    assert len(comments(lab, fact_sheet)) == 1
+
+
+async def test_our_own_write_back_does_not_start_another_run(
+    lab: Lab, service_factory: Start
+) -> None:
+    lab.leanix.subscribe(
+        f"{lab.service_url}/webhooks/leanix", "Bearer lab-leanix-webhook-credential"
+    )
+    service = await service_factory([lab.rule("uipath")])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Webshop")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(lambda: written_back(lab, fact_sheet, "uipath-done"), what="written back")
+    # Our write-back made LeanIX send FactSheetUpdatedEvents by our technical user...
+    await eventually(lambda: len(lab.leanix.deliveries) >= 2, what="LeanIX notified us")
+    await lab.leanix.drain()
+    assert all(d.get("status") == 202 for d in lab.leanix.deliveries)
+    await eventually(lambda: drained(service.settings), what="those events handled")
+    # ...which were accepted, and ignored: still one run.
+    assert len(received_inputs(lab, "uipath")) == 1
+
+
+async def test_an_out_of_order_event_is_dropped(lab: Lab, service_factory: Start) -> None:
+    service = await service_factory([lab.rule("leapwork")])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Mail")
+    old = lab.leanix.event(fact_sheet, user_id="9d0a7e52-3c1b-4f6e-8a2d-5b4c3e2f1a00")
+    assert await lab.change(fact_sheet) == 202  # newer sequence number
+    await eventually(lambda: written_back(lab, fact_sheet, "leapwork-done"), what="written back")
+    late = await lab.leanix._post(  # the older event, delivered late
+        f"{lab.service_url}/webhooks/leanix", "Bearer lab-leanix-webhook-credential", old
+    )
+    assert late == 202
+    await eventually(lambda: drained(service.settings), what="the late event handled")
+    assert len(received_inputs(lab, "leapwork")) == 1
+
+
+async def test_a_redelivered_leanix_event_starts_one_run(lab: Lab, service_factory: Start) -> None:
+    await service_factory([lab.rule("robocorp")])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Docs")
+    event: dict[str, Any] = lab.leanix.event(
+        fact_sheet, user_id="9d0a7e52-3c1b-4f6e-8a2d-5b4c3e2f1a00"
+    )
+    url = f"{lab.service_url}/webhooks/leanix"
+    for _ in range(3):  # LeanIX re-sends: at-least-once delivery
+        assert await lab.leanix._post(url, "Bearer lab-leanix-webhook-credential", event) == 202
+    await eventually(lambda: written_back(lab, fact_sheet, "robocorp-done"), what="written back")
+    assert len(received_inputs(lab, "robocorp")) == 1
+    assert len(comments(lab, fact_sheet)) == 1

@@ -1,0 +1,376 @@
+"""The operator console in a real browser.
+
+The real app serves /console on a TCP port; Debian's headless Chromium loads it and this
+test drives it over the Chrome DevTools Protocol with aiohttp's websocket client: it types
+the key, clicks, and reads the DOM, waiting on conditions with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from service.bus.broker import Broker
+from service.clients.base import RunState
+from service.receiver.app import create_app
+from service.settings import Settings
+from service.store import Database
+from service.store.eventlog import Attempt, LoggedEvent
+from tests.integration.conftest import Inspector
+from tests.waiting import poll_interval
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--mute-audio", "--password-store=basic",
+    "--window-size=1280,1024", "--remote-debugging-port=0",
+)  # fmt: skip
+FULL = ("events:read", "events:replay", "runs:read", "status:read")
+XSS_SUBJECT = '<img src=x onerror="window.__pwned=1">'
+XSS_ERROR = "<script>window.__pwned=2</script>"
+# Injected before the page's own script: remembers anything the page's CSP blocked.
+WATCH_CSP = """window.__violations = [];
+document.addEventListener('securitypolicyviolation',
+  (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"""
+
+
+class Page:
+    """One browser tab, driven over the DevTools protocol."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.ids = itertools.count(1)
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        """Call a DevTools method and return its result (events in between are skipped)."""
+        call_id = next(self.ids)
+        await self.socket.send_str(
+            orjson.dumps({"id": call_id, "method": method, "params": params}).decode()
+        )
+        async with asyncio.timeout(10):
+            while True:
+                frame = await self.socket.receive()
+                assert frame.type == aiohttp.WSMsgType.TEXT, f"DevTools closed: {frame}"
+                message = orjson.loads(frame.data)
+                if message.get("id") == call_id:
+                    break
+        assert "error" not in message, f"{method}: {message['error']}"
+        result: dict[str, Any] = message["result"]
+        return result
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        assert "exceptionDetails" not in result, f"{expression}: {result['exceptionDetails']}"
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout_s: float = 10.0) -> Any:
+        """Poll `expression` until it is truthy; fail with what the page shows."""
+        deadline = time.monotonic() + timeout_s
+        while not (value := await self.evaluate(expression)):
+            if time.monotonic() > deadline:
+                shown = await self.evaluate("document.body && document.body.innerText")
+                raise AssertionError(
+                    f"waited {timeout_s}s for {expression}; the page shows:\n{shown}"
+                )
+            await poll_interval()
+        return value
+
+    async def open(self, url: str) -> None:
+        await self.send("Page.navigate", url=url)
+        await self.wait_for(f"location.href === {_js(url)} && document.readyState === 'complete'")
+
+    async def click(self, selector: str) -> None:
+        """A real mouse click in the middle of the element."""
+        where = await self.wait_for(f"""(() => {{
+            const element = document.querySelector({_js(selector)});
+            if (!element || element.disabled) return null;
+            element.scrollIntoView({{block: 'center'}});
+            const box = element.getBoundingClientRect();
+            return [box.x + box.width / 2, box.y + box.height / 2];
+        }})()""")
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.send("Input.dispatchMouseEvent", type=kind, x=where[0], y=where[1],
+                            button="left", clickCount=1)  # fmt: skip
+
+    async def type(self, selector: str, text: str) -> None:
+        await self.evaluate(f"document.querySelector({_js(selector)}).focus()")
+        await self.send("Input.insertText", text=text)
+
+    async def rows(self, table: str) -> list[list[str]]:
+        """The text of each cell of each body row of a table."""
+        return list(
+            await self.evaluate(f"""Array.from(
+            document.querySelectorAll('#{table} tbody tr'),
+            (tr) => Array.from(tr.cells, (td) => td.textContent))""")
+        )
+
+    async def wait_rows(self, table: str, ids: list[str], timeout_s: float = 10.0) -> None:
+        """Wait until the table's first column lists exactly `ids`, in that order."""
+        await self.wait_for(
+            f"""JSON.stringify(Array.from(document.querySelectorAll('#{table} tbody tr'),
+                (tr) => tr.cells[0].textContent)) === {_js(orjson.dumps(ids).decode())}""",
+            timeout_s,
+        )
+
+    async def text(self, element_id: str) -> str:
+        return str(await self.evaluate(f"document.getElementById({_js(element_id)}).textContent"))
+
+    async def sign_in(self, url: str, key: str) -> None:
+        await self.open(url)
+        await self.type("#key", key)
+        await self.click("#use-key")
+
+
+def _js(value: str) -> str:
+    """`value` as a JavaScript string literal."""
+    return orjson.dumps(value).decode()
+
+
+@pytest.fixture
+async def console(settings: Settings, broker: Broker, db: Database) -> AsyncIterator[str]:
+    """The real app on a real TCP port: the console's URL."""
+    runner = web.AppRunner(create_app(settings, broker, db))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}/console"
+    await runner.cleanup()
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium; missing is a failure, not a skip: CI installs it."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: run deploy/ensure-chromium.sh (as root it installs "
+            "Debian's chromium package) and run the tests again",
+            pytrace=False,
+        )
+    return CHROMIUM
+
+
+@pytest.fixture
+async def page(chromium: Path, tmp_path: Path) -> AsyncIterator[Page]:
+    """A tab of a fresh headless Chromium; the browser and its profile go at teardown."""
+    profile = tmp_path / "chromium-profile"
+    log_path = tmp_path / "chromium.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank",
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    try:
+        port = await _devtools_port(profile, process, log_path)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
+                targets = await response.json()
+            socket_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+            async with session.ws_connect(socket_url, max_msg_size=0) as socket:
+                tab = Page(socket)
+                await tab.send("Page.enable")
+                await tab.send("Page.addScriptToEvaluateOnNewDocument", source=WATCH_CSP)
+                yield tab
+    finally:
+        await _stop(process)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def _devtools_port(profile: Path, process: asyncio.subprocess.Process, log: Path) -> int:
+    """The port Chromium chose, from the DevToolsActivePort file it writes once listening."""
+    deadline = time.monotonic() + 15
+    while (port := _active_port(profile / "DevToolsActivePort")) is None:
+        if process.returncode is not None or time.monotonic() > deadline:
+            pytest.fail(f"Chromium did not open its DevTools port:\n{_tail(log)}", pytrace=False)
+        await poll_interval()
+    return port
+
+
+def _active_port(path: Path) -> int | None:
+    lines = path.read_text().splitlines() if path.exists() else []
+    return int(lines[0]) if len(lines) >= 2 else None  # complete once it has its 2 lines
+
+
+def _tail(log: Path) -> str:
+    return log.read_bytes()[-2000:].decode(errors="replace")
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """End the browser and every process it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            await process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # whatever of the group outlived the browser
+    await process.wait()
+
+
+async def key(db: Database, *scopes: str) -> str:
+    _, text = await db.keys.create("console-test", list(scopes), [])
+    return text
+
+
+async def seed_events(db: Database, *events: tuple[str, str, str, str, int]) -> None:
+    """(id, type, subject, status, attempts), oldest first."""
+    now = time.time() - 60
+    for n, (event_id, kind, subject, status, tries) in enumerate(events):
+        at = now + n
+        error = "RejectEvent: no" if status == "dead_lettered" else None
+        head = LoggedEvent(event_id, kind, "test", subject, None, at, at, status, tries, error)
+        await db.events.record(head, [Attempt("h", tries, "ok", None, at, 2.0)], b"{}")
+
+
+async def seed_runs(db: Database) -> None:
+    """One run running, one still starting (not in flight yet)."""
+    for n, fact_sheet in enumerate(("fs-1", "fs-2")):
+        await db.runs.begin(correlation_id=f"c-{n}", vendor="uipath", rule="provision-app",
+                            event_id=f"e-{n}", fact_sheet_id=fact_sheet, target={},
+                            inputs={})  # fmt: skip
+    await db.runs.started("c-0", RunState("uipath", "run-7", "running"), 0.0)
+
+
+async def dead_letter(broker: Broker, settings: Settings, event_id: str, error: str) -> None:
+    body = orjson.dumps({"specversion": "1.0", "id": event_id, "source": "t", "type": "a.b.c"})
+    await broker.publish(body, routing_key="a.b.c", message_id=event_id, timeout_s=5,
+                         exchange=settings.amqp.dead_letter_exchange,
+                         headers={"x-bridge-error": error})  # fmt: skip
+
+
+async def test_the_page_loads_without_a_key_and_is_locked_down(console: str) -> None:
+    async with aiohttp.ClientSession() as session, session.get(console) as response:
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        page = await response.text()
+        headers = response.headers
+    assert "<script>" in page and "http://" not in page and "https://" not in page
+    policy = dict(d.strip().split(" ", 1) for d in headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    for directive in ("script-src", "style-src"):
+        assert all(s.startswith("'sha256-") for s in policy[directive].split()), policy
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_console_shows_events_runs_dead_letters_and_replays(
+    console: str, page: Page, db: Database, broker: Broker, settings: Settings,
+    inspector: Inspector,
+) -> None:  # fmt: skip
+    amqp = settings.amqp
+    await seed_events(
+        db,
+        ("e-old", "uipath.job.completed", "job-1", "handled", 1),
+        ("e-dead", "leanix.factsheet.updated", "fs-2", "dead_lettered", 3),
+        ("e-new", "leanix.factsheet.created", "fs-1", "handled", 1),
+    )
+    await seed_runs(db)
+    for event_id in ("d-0", "d-1"):
+        await dead_letter(broker, settings, event_id, "RejectEvent: no")
+    text = await key(db, *FULL)
+
+    await page.sign_in(console, text)
+    await page.wait_rows("events", ["e-new", "e-dead", "e-old"])
+    new = (await page.rows("events"))[0]
+    assert new[:5] == ["e-new", "leanix.factsheet.created", "fs-1", "handled", "1"]
+    assert new[5].endswith("Z") and new[5][:2] == "20"
+    await page.wait_rows("runs", ["uipath"])
+    run = (await page.rows("runs"))[0]
+    assert run[:5] == ["uipath", "run-7", "fs-1", "provision-app", "running"]
+    await page.wait_rows("dead-letters", ["d-0", "d-1"])
+    status = await page.text("status")
+    assert "broker ready" in status and f"{amqp.dead_letter_queue}: 2" in status, status
+
+    await page.evaluate("""(() => { const select = document.getElementById('event-status');
+        select.value = 'dead_lettered'; select.dispatchEvent(new Event('change')); })()""")
+    await page.wait_rows("events", ["e-dead"])
+
+    await page.click('#dead-letters button[data-id="d-0"]')
+    await page.wait_rows("dead-letters", ["d-1"])
+    await page.wait_for("document.getElementById('dead-letters-message').textContent"
+                        ".includes('Replayed d-0')")  # fmt: skip
+    await inspector.wait_count(amqp.queue, 1)
+    assert await inspector.count(amqp.dead_letter_queue) == 1
+    await page.wait_for(
+        f"document.getElementById('status').textContent.includes('{amqp.queue}: 1')"
+    )
+
+    # The key stays in this tab's sessionStorage only, and survives a reload.
+    assert await page.evaluate("location.href") == console
+    assert await page.evaluate("localStorage.length") == 0
+    assert await page.evaluate("document.getElementById('key').value") == ""
+    assert text in await page.evaluate("JSON.stringify(sessionStorage)")
+    await page.evaluate("window.__old = true")
+    await page.send("Page.reload")
+    await page.wait_for("!window.__old && document.readyState === 'complete'")
+    await page.wait_for("document.getElementById('key-message').textContent.includes('earlier')")
+    await page.wait_rows("dead-letters", ["d-1"])
+    assert await page.evaluate("window.__violations") == []
+    assert (
+        await page.evaluate("getComputedStyle(document.querySelector('header')).display") == "flex"
+    )
+
+
+async def test_a_wrong_key_is_refused_and_a_missing_scope_is_named(
+    console: str, page: Page, db: Database, broker: Broker, settings: Settings,
+    inspector: Inspector,
+) -> None:  # fmt: skip
+    await seed_events(db, ("e-1", "leanix.factsheet.created", "fs-1", "handled", 1))
+    await dead_letter(broker, settings, "d-0", "RejectEvent: no")
+
+    await page.sign_in(console, "lxb_nope_wrong")
+    await page.wait_for(
+        "document.getElementById('key-message').textContent.includes('Key refused')"
+    )
+    assert await page.evaluate("sessionStorage.length") == 0
+    assert await page.rows("events") == []
+
+    await page.type("#key", await key(db, "events:read"))
+    await page.click("#use-key")
+    await page.wait_rows("events", ["e-1"])
+    await page.wait_rows("dead-letters", ["d-0"])
+    assert await page.text("runs-message") == "This key lacks scope runs:read."
+    assert await page.text("status") == "This key lacks scope status:read."
+    await page.click('#dead-letters button[data-id="d-0"]')
+    await page.wait_for("document.getElementById('dead-letters-message').textContent"
+                        ".includes('lacks scope events:replay')")  # fmt: skip
+    assert await inspector.count(settings.amqp.dead_letter_queue) == 1
+    assert await page.evaluate("window.__violations") == []
+
+
+async def test_data_is_rendered_as_text_never_as_html(
+    console: str, page: Page, db: Database, broker: Broker, settings: Settings,
+    inspector: Inspector,
+) -> None:  # fmt: skip
+    await seed_events(db, ("e-xss", XSS_ERROR, XSS_SUBJECT, "handled", 1))
+    await dead_letter(broker, settings, "d-xss", XSS_ERROR)
+
+    await page.sign_in(console, await key(db, *FULL))
+    await page.wait_rows("events", ["e-xss"])
+    await page.wait_rows("dead-letters", ["d-xss"])
+    assert (await page.rows("events"))[0][1:3] == [XSS_ERROR, XSS_SUBJECT]
+    assert (await page.rows("dead-letters"))[0][4] == XSS_ERROR
+    assert await page.evaluate("document.querySelectorAll('main img, main script').length") == 0
+    assert await page.evaluate("typeof window.__pwned") == "undefined"
+    assert await page.evaluate("window.__violations") == []

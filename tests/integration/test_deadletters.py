@@ -1,0 +1,141 @@
+"""Dead letters: list and show without taking anything; replay through the normal path."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import orjson
+import pytest
+
+from service.bus.broker import Broker
+from service.cloudevent import CloudEvent
+from service.deadletters import Filters, parse_since, run_command
+from service.errors import RejectEvent
+from service.resources import Resources
+from service.settings import Settings
+from service.store import Database
+from service.worker.consumer import Consumer
+from service.worker.registry import Context, Registry
+from tests.integration.conftest import Inspector
+
+pytestmark = pytest.mark.integration
+
+
+def body(event_id: str, type_: str) -> bytes:
+    return orjson.dumps(
+        {"specversion": "1.0", "id": event_id, "source": "test", "type": type_,
+         "time": "2024-01-01T00:00:00Z", "data": {"n": event_id}}
+    )  # fmt: skip
+
+
+async def publish(broker: Broker, event_id: str, type_: str) -> None:
+    await broker.publish(body(event_id, type_), routing_key=type_, message_id=event_id, timeout_s=5)
+
+
+@pytest.fixture
+async def dead_letters(
+    settings: Settings, broker: Broker, inspector: Inspector
+) -> AsyncIterator[dict[str, int]]:
+    """Three events dead-lettered by a handler that refused them; `calls` counts handlers."""
+    calls = {"steady": 0, "picky": 0}
+    registry = Registry()
+
+    @registry.handler("#", name="steady")
+    async def steady(event: CloudEvent, context: Context) -> None:
+        calls["steady"] += 1
+
+    @registry.handler("#", name="picky")
+    async def picky(event: CloudEvent, context: Context) -> None:
+        calls["picky"] += 1
+        raise RejectEvent("not today")
+
+    consumer = Consumer(settings, broker, registry)
+    await consumer.start()
+    for event_id, type_ in (("d-1", "uipath.job.faulted"), ("d-2", "uipath.job.completed"),
+                            ("d-3", "leanix.factsheet.updated")):  # fmt: skip
+        await publish(broker, event_id, type_)
+    await inspector.wait_count(settings.amqp.dead_letter_queue, 3)
+    await consumer.stop(5)
+    yield calls
+
+
+async def command(settings: Settings, action: str, filters: Filters) -> str:
+    out = io.StringIO()
+    assert await run_command(Broker(settings.amqp), action, filters, out) == 0
+    return out.getvalue()
+
+
+async def test_list_and_show_take_nothing_away(
+    settings: Settings, dead_letters: dict[str, int], inspector: Inspector
+) -> None:
+    listed = await command(settings, "list", Filters())
+    assert "3 dead letter(s) match" in listed
+    for event_id in ("d-1", "d-2", "d-3"):
+        assert event_id in listed
+    assert "not today" in listed
+    shown = await command(settings, "show", Filters(type_pattern="uipath.job.*"))
+    assert "2 dead letter(s) match" in shown
+    assert '"failed_handlers": [\n    "picky"\n  ]' in shown
+    assert '"n": "d-1"' in shown
+    await inspector.wait_count(settings.amqp.dead_letter_queue, 3)
+
+
+async def test_filters(settings: Settings, dead_letters: dict[str, int]) -> None:
+    assert "1 dead letter(s)" in await command(settings, "list", Filters(ids=frozenset({"d-3"})))
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert "0 dead letter(s)" in await command(settings, "list", Filters(since=future))
+    assert "3 dead letter(s)" in await command(settings, "list", Filters(since=parse_since("1h")))
+
+
+async def test_replay_goes_through_the_normal_path_with_the_original_id(
+    settings: Settings, broker: Broker, dead_letters: dict[str, int], inspector: Inspector
+) -> None:
+    out = await command(settings, "replay", Filters(type_pattern="uipath.#"))
+    assert "replayed 2 dead letter(s)" in out
+    await inspector.wait_count(settings.amqp.dead_letter_queue, 1)  # d-3 stays
+
+    seen: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    registry = Registry()
+
+    @registry.handler("#", name="steady")
+    async def steady(event: CloudEvent, context: Context) -> None:
+        await seen.put(("steady", event.id))
+
+    @registry.handler("#", name="picky")
+    async def picky(event: CloudEvent, context: Context) -> None:
+        await seen.put(("picky", event.id))
+
+    consumer = Consumer(settings, broker, registry)
+    await consumer.start()
+    async with asyncio.timeout(10):
+        replayed = {await seen.get(), await seen.get()}
+    await inspector.wait_count(settings.amqp.queue, 0)
+    await consumer.stop(5)
+    assert replayed == {("picky", "d-1"), ("picky", "d-2")}  # only the handler that failed
+    assert seen.empty()
+
+
+async def test_a_replay_of_something_already_done_has_no_second_effect(
+    settings: Settings, broker: Broker, inspector: Inspector, database: Database
+) -> None:
+    effects: list[str] = []
+    registry = Registry()
+
+    @registry.handler("#", name="effect", idempotent=True)
+    async def effect(event: CloudEvent, context: Context) -> None:
+        effects.append(event.id)
+
+    async with aiohttp.ClientSession() as session:
+        resources = Resources(settings, broker, database, session)
+        consumer = Consumer(settings, broker, registry, resources)
+        await consumer.start()
+        for _ in range(3):  # the same event id three times: a sender retry, a replay...
+            await publish(broker, "once-1", "leanix.factsheet.updated")
+        await inspector.wait_count(settings.amqp.queue, 0)
+        await consumer.stop(5)
+    assert effects == ["once-1"]
+    assert await database.handled.is_handled("once-1", "effect")

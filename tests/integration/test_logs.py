@@ -1,0 +1,71 @@
+"""One log line per request outcome and per handled event; secrets never appear."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient
+
+from service import logs
+from service.bus.broker import Broker
+from service.cloudevent import CloudEvent
+from service.settings import LogSettings, Settings
+from service.worker.consumer import Consumer
+from service.worker.registry import Context, Registry
+from tests import senders
+from tests.integration.conftest import post
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    logs.configure(LogSettings(level="debug", format="json"), stream=stream, cache=False)
+    yield stream
+    logs.configure(LogSettings(level="info", format="console"), cache=False)
+
+
+def parse(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+async def test_request_outcomes_are_logged_without_secrets(
+    log_lines: io.StringIO, settings: Settings, broker: Broker, client: TestClient[Any, Any]
+) -> None:
+    registry = Registry()
+    handled = asyncio.Event()
+
+    @registry.handler("#")
+    async def done(event: CloudEvent, context: Context) -> None:
+        handled.set()
+
+    consumer = Consumer(settings, broker, registry)
+    await consumer.start()
+    accepted = orjson.loads((await post(client, senders.leanix()))[2])["id"]
+    await post(client, senders.leanix(auth=senders.LEANIX_AUTH + "-wrong"))
+    await post(client, senders.uipath(secret=senders.ROBOCORP_SECRET))
+    await post(
+        client,
+        senders.bearer_callback("/callbacks/workato", b"{}", token=senders.CALLBACK_TOKEN[:-1]),
+    )
+    async with asyncio.timeout(10):
+        await handled.wait()
+    await consumer.stop(5)
+
+    text = log_lines.getvalue()
+    for secret in (*senders.ALL_SECRETS, senders.CALLBACK_TOKEN[:-1], "guest:guest"):
+        assert secret not in text
+    requests = [line for line in parse(log_lines) if line["event"] == "request"]
+    assert [r["status"] for r in requests] == [202, 401, 401, 401]
+    assert requests[0]["event_id"] == accepted
+    assert all(isinstance(r["duration_ms"], float) for r in requests)
+    assert all("detail" in r for r in requests[1:])
+    handled_lines = [line for line in parse(log_lines) if line["event"] == "event.handled"]
+    assert handled_lines[0]["event_id"] == accepted
+    assert "duration_ms" in handled_lines[0]

@@ -1,0 +1,54 @@
+"""Retry policy: classification and the schedule."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import RejectEvent, RetryLater, VendorRejected, VendorUnavailable
+from service.worker import policy
+
+DELAYS = (5.0, 30.0, 120.0)
+
+
+@pytest.mark.parametrize(
+    ("exc", "retryable"),
+    [
+        (RetryLater("later"), True),
+        (VendorUnavailable("uipath", "503"), True),
+        (TimeoutError(), True),
+        (ConnectionResetError(), True),
+        (RejectEvent("never"), False),
+        (VendorRejected("leanix", "404"), False),
+        (KeyError("bug"), False),
+    ],
+)
+def test_classification(exc: Exception, retryable: bool) -> None:
+    assert policy.failure("h", exc, DELAYS).retryable is retryable
+
+
+def test_error_text_names_the_exception() -> None:
+    assert policy.failure("h", VendorUnavailable("uipath", "503"), DELAYS).error == (
+        "VendorUnavailable: uipath: 503"
+    )
+    assert policy.failure("h", TimeoutError(), DELAYS).error == "TimeoutError"
+
+
+@pytest.mark.parametrize(("attempt", "delay"), [(1, 5.0), (2, 30.0), (3, 120.0), (4, None)])
+def test_schedule(attempt: int, delay: float | None) -> None:
+    assert policy.next_delay(policy.failure("h", RetryLater("x"), DELAYS), attempt) == delay
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "delay"), [(3, 5.0), (20, 30.0), (31, 120.0), (999, 120.0)]
+)
+def test_a_longer_retry_after_picks_the_delay_that_covers_it(
+    retry_after: float, delay: float
+) -> None:
+    failed = policy.failure("h", VendorUnavailable("leanix", "429", retry_after), DELAYS)
+    assert policy.next_delay(failed, 1) == delay
+
+
+def test_jitter_never_exceeds_the_delay() -> None:
+    waits = [policy.jittered(10.0) for _ in range(1000)]
+    assert all(8.0 <= w <= 10.0 for w in waits)
+    assert len(set(waits)) > 900

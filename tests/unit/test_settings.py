@@ -1,0 +1,95 @@
+"""Settings: layered, validated, frozen, and secret-free reprs."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from service import settings
+from service.errors import ConfigError
+from tests import senders
+
+DEFAULT_TOML = Path(settings.DEFAULT_CONFIG)
+
+
+def test_default_toml_documents_every_key_with_its_default() -> None:
+    documented = settings.from_mapping(tomllib.loads(DEFAULT_TOML.read_text()))
+    assert documented == settings.Settings()
+
+
+def test_environment_overrides_and_lists() -> None:
+    loaded = settings.load(
+        {
+            "HTTP_PORT": "9090",
+            "AMQP_URL": "amqp://u:p@broker:5672/vh",
+            "LEANIX_WEBHOOK_AUTHORIZATION": f"{senders.LEANIX_AUTH}, {senders.LEANIX_AUTH_OLD}",
+            "LEAPWORK_CALLBACK_SECRET": senders.WHSEC,
+        }
+    )
+    assert loaded.http.port == 9090
+    assert loaded.amqp.url == "amqp://u:p@broker:5672/vh"
+    assert loaded.sources.leanix.authorization == (senders.LEANIX_AUTH, senders.LEANIX_AUTH_OLD)
+    assert loaded.sources.leapwork.secrets == (senders.WHSEC,)
+
+
+def test_service_config_file_layer(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.toml"
+    extra.write_text('[amqp]\nexchange = "custom"\n[worker]\nprefetch = 4\n')
+    loaded = settings.load({"SERVICE_CONFIG": str(extra), "AMQP_EXCHANGE": "from-env"})
+    assert loaded.amqp.exchange == "from-env"
+    assert loaded.worker.prefetch == 4
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"HTTP_PORT": "eighty"}, "http.port"),
+        ({"HTTP_PORT": "70000"}, "http.port"),
+        ({"AMQP_URL": "http://x"}, "amqp.url"),
+        ({"LOG_FORMAT": "xml"}, "log.format"),
+        ({"LEAPWORK_CALLBACK_SECRET": "whsec_***not-base64***"}, "sources.leapwork.secrets"),
+        ({"SERVICE_CONFIG": "/nonexistent/file.toml"}, "SERVICE_CONFIG"),
+    ],
+)
+def test_invalid_values_name_the_key(environ: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.load(environ)
+    assert caught.value.key.startswith(key)
+    assert key in str(caught.value)
+
+
+def test_unknown_and_mistyped_keys_in_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="http.prot"):
+        settings.from_mapping({"http": {"prot": 1}})
+    with pytest.raises(ConfigError, match="worker.prefetch"):
+        settings.from_mapping({"worker": {"prefetch": "10"}})
+    with pytest.raises(ConfigError, match="sources.uipath.secrets"):
+        settings.from_mapping({"sources": {"uipath": {"secrets": "one"}}})
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.Settings().http.port = 1  # type: ignore[misc]
+
+
+def test_reprs_and_errors_hide_secrets() -> None:
+    loaded = settings.load(
+        {
+            "AMQP_URL": "amqp://user:hunter2-broker@host/",
+            "LEANIX_WEBHOOK_AUTHORIZATION": senders.LEANIX_AUTH,
+            "UIPATH_WEBHOOK_SECRET": senders.UIPATH_SECRET,
+            "ROBOCORP_WEBHOOK_SECRET": senders.ROBOCORP_SECRET,
+            "WORKATO_CALLBACK_SECRET": senders.WHSEC,
+            "WORKATO_CALLBACK_TOKEN": senders.CALLBACK_TOKEN,
+        }
+    )
+    text = repr(loaded) + str(loaded)
+    for secret in (*senders.ALL_SECRETS, "hunter2-broker"):
+        assert secret not in text
+    assert loaded.amqp.safe_url == "amqp://user:***@host/"
+    with pytest.raises(ConfigError) as caught:
+        settings.load({"LEAPWORK_CALLBACK_SECRET": "whsec_tooshort"})
+    assert "tooshort" not in str(caught.value)
