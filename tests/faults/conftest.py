@@ -98,19 +98,31 @@ async def start_worker(
 
 
 async def publish_event(settings: Settings, event_id: str) -> None:
-    """Publish one CloudEvent (the topology is declared by the worker)."""
+    """Publish one CloudEvent once the worker's queue is bound to the exchange.
+
+    The worker declares its queue before it binds it, so a queue that exists may not yet
+    receive anything: publish as mandatory and try again while the broker returns it.
+    """
     body = orjson.dumps(
         {"specversion": "1.0", "id": event_id, "source": "test", "type": "leanix.factsheet.updated",
          "time": "2024-01-01T00:00:00Z", "data": {}}
     )  # fmt: skip
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(settings.amqp.exchange)
-        message = aio_pika.Message(
-            body, message_id=event_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-        )
-        await exchange.publish(message, routing_key="leanix.factsheet.updated")
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+        async def routed() -> bool:
+            exchange = await channel.get_exchange(settings.amqp.exchange)
+            message = aio_pika.Message(
+                body, message_id=event_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            )
+            try:
+                await exchange.publish(message, "leanix.factsheet.updated", mandatory=True)
+            except aio_pika.exceptions.DeliveryError:
+                return False  # returned: no binding yet
+            return True
+
+        await eventually(routed, 30, "the event was routed to the worker's queue")
 
 
 async def queue_depth(settings: Settings) -> int:
