@@ -54,6 +54,7 @@ simulators: $(STAMP)
 	$(BIN)/python -m service simulators
 
 bench: $(STAMP) broker wrk
+	@$(BIN)/python -c 'import pyinstrument' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m tests.benchmarks $(BENCH_ARGS)
 
 receiver: $(STAMP) broker

@@ -47,6 +47,8 @@ class RunClient(Protocol):
 
     async def status(self, run_id: str, target: Mapping[str, Any]) -> RunState: ...
 
+    async def find(self, target: Mapping[str, Any], correlation_id: str) -> RunState | None: ...
+
 
 @dataclass
 class Resources:

@@ -3,7 +3,10 @@
 The run is recorded (status `starting`) before the vendor is called, under a correlation
 id derived from (event id, rule). A redelivered or replayed event finds the row: if the
 run already started, nothing is started again; if the earlier attempt died between
-recording and starting, the start is retried with the same correlation id.
+recording and starting, or its start failed, the start is retried with the same
+correlation id. Before that retry the platform is asked for a run under that id (UiPath
+keeps it as the job's Reference): a start whose answer was lost is then found and
+recorded, not repeated. Platforms that cannot be asked are started again.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from service.automation.templates import render
 from service.clients.base import RunState
 from service.cloudevent import CloudEvent
 from service.errors import RejectEvent, RetryLater
-from service.resources import Resources
+from service.resources import Resources, RunClient
 from service.store.runs import Run
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:leanix-bridge:run")
@@ -73,7 +76,8 @@ async def start_run(rule: Rule, event: CloudEvent, sheet: Mapping[str, Any] | No
     if not created and not await _ours(run, resources, log):
         return
     try:
-        state = await _start(rule, cid, inputs, resources)
+        found = None if created else await _earlier(rule, cid, resources, log)
+        state = found or await _start(rule, cid, inputs, resources)
     except BaseException:
         await resources.database.runs.release(cid)
         raise
@@ -99,10 +103,23 @@ async def _ours(run: Run, resources: Resources, log: Any) -> bool:
     raise RetryLater("another delivery of this event is starting the run")
 
 
-async def _start(rule: Rule, cid: str, inputs: Any, resources: Resources) -> RunState:
+async def _earlier(rule: Rule, cid: str, resources: Resources, log: Any) -> RunState | None:
+    """The run an earlier, unrecorded start created under `cid`, if the platform knows one."""
+    found = await _client(rule, resources).find(rule.target, cid)
+    if found is not None:
+        log.warning("run.start_found", vendor=rule.vendor, run_id=found.run_id, correlation_id=cid)
+    return found
+
+
+def _client(rule: Rule, resources: Resources) -> RunClient:
     client = resources.runners.get(rule.vendor)
     if client is None:
         raise RejectEvent(f"rule {rule.name}: the {rule.vendor} client is not configured")
+    return client
+
+
+async def _start(rule: Rule, cid: str, inputs: Any, resources: Resources) -> RunState:
+    client = _client(rule, resources)
     url, secret = callback_for(rule.vendor, resources)
     return await client.start(
         rule.target, inputs, correlation_id=cid, callback_url=url, callback_secret=secret

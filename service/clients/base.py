@@ -136,3 +136,14 @@ class HttpApi:
             wait = retry_after(response.headers.get("Retry-After"))
             return VendorUnavailable(self.vendor, detail, retry_after_s=wait)
         return VendorRejected(self.vendor, detail, status=response.status)
+
+
+class RunnerApi(HttpApi):
+    """A platform client that starts runs. `find` answers None: "cannot tell".
+
+    A platform that can look a run up by our correlation id overrides `find`, so a start
+    whose answer was lost is found instead of repeated.
+    """
+
+    async def find(self, target: Mapping[str, Any], correlation_id: str) -> RunState | None:
+        return None

@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from service.clients.base import HttpApi, Response, RunState, RunStatus
+from service.clients.base import Response, RunnerApi, RunState, RunStatus
 from service.errors import VendorRejected, VendorUnavailable
 from service.settings import LeapworkApi
 
@@ -59,7 +59,7 @@ class Flow:
         return self.status in PASSED
 
 
-class LeapworkClient(HttpApi):
+class LeapworkClient(RunnerApi):
     """Run Leapwork schedules and poll their runs; target = {"schedule_id": ...}."""
 
     vendor = "leapwork"

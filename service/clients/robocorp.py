@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from service.clients.base import HttpApi, Response, RunState, RunStatus
+from service.clients.base import Response, RunnerApi, RunState, RunStatus
 from service.errors import VendorRejected
 from service.settings import RobocorpApi
 
@@ -34,7 +34,7 @@ STATES: Mapping[str, RunStatus] = {
 CALLBACK_EVENTS = ("completed", "unresolved")
 
 
-class RobocorpClient(HttpApi):
+class RobocorpClient(RunnerApi):
     """Start Control Room process runs; target = {"process_id": ..., "workspace_id"?: ...}."""
 
     vendor = "robocorp"

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from service.clients.base import HttpApi, Response, RunState, RunStatus
+from service.clients.base import Response, RunnerApi, RunState, RunStatus
 from service.errors import VendorRejected, VendorUnavailable
 from service.settings import UipathApi
 
@@ -40,7 +40,7 @@ STATES: Mapping[str, RunStatus] = {
 COUNTED_STRATEGIES = frozenset({"JobsCount", "ModernJobsCount"})
 
 
-class UipathClient(HttpApi):
+class UipathClient(RunnerApi):
     """Start and read Orchestrator jobs with an external application's token."""
 
     vendor = "uipath"
@@ -80,6 +80,20 @@ class UipathClient(HttpApi):
         jobs = _object(response).get("value")
         if not isinstance(jobs, list) or not jobs or not isinstance(jobs[0], dict):
             raise VendorUnavailable(self.vendor, "StartJobs answered without a job in 'value'")
+        return self._state(jobs[0])
+
+    async def find(self, target: Mapping[str, Any], correlation_id: str) -> RunState | None:
+        """The job an earlier start created under this correlation id (its Reference), if any.
+
+        A start whose answer was lost (a timeout, a 502, a crash) may still have created the
+        job: asking before starting again keeps one event to one job.
+        """
+        quoted = correlation_id.replace("'", "''")  # an OData string literal
+        query = {"$filter": f"Reference eq '{quoted}'", "$orderby": "Id asc", "$top": "1"}
+        response = await self._request("GET", "/odata/Jobs", self._folder(target), params=query)
+        jobs = _object(response).get("value")
+        if not isinstance(jobs, list) or not jobs or not isinstance(jobs[0], dict):
+            return None
         return self._state(jobs[0])
 
     async def status(self, run_id: str, target: Mapping[str, Any]) -> RunState:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from service.clients.base import HttpApi, Response, RunState, RunStatus
+from service.clients.base import Response, RunnerApi, RunState, RunStatus
 from service.errors import VendorRejected
 from service.settings import WorkatoApi
 
@@ -45,7 +45,7 @@ JOB_FAILED = 422
 AWAITING_CALLBACK = "Workato reports completion only by the recipe's callback"
 
 
-class WorkatoClient(HttpApi):
+class WorkatoClient(RunnerApi):
     """Call recipes' API Platform endpoints with an access profile's auth token."""
 
     vendor = "workato"

@@ -1,8 +1,9 @@
 """What every simulator shares: fault injection, a control API, and serving on loopback.
 
 Faults are set from Python (`sim.faults.fail(503, times=2)`) or over HTTP
-(`POST /_sim/faults {"fail": [503, 503], "latency_s": 0.2}`), and apply to the vendor
-API routes, never to `/_sim/*`. `GET /_sim/state` shows what the simulator holds.
+(`POST /_sim/faults {"fail": [503, 503], "latency_s": 0.2, "lose_answers": ["StartJobs"]}`),
+and apply to the vendor API routes, never to `/_sim/*`. `GET /_sim/state` shows what the
+simulator holds.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Faults:
     pending: list[int] = field(default_factory=list)  # statuses to answer, one per request
     retry_after_s: int = 1  # sent with an injected 429
     hang_next: int = 0  # requests that never get an answer (the client times out)
+    # the next request whose path contains each entry is carried out, but answered 502
+    lose_answers: list[str] = field(default_factory=list)
     drop_callbacks: bool = False  # completed runs do not call back
     requests: int = 0  # vendor API requests seen (faulted or not)
 
@@ -39,8 +42,21 @@ class Faults:
     def hang(self, times: int = 1) -> None:
         self.hang_next += times
 
+    def lose_answer(self, path_part: str = "", times: int = 1) -> None:
+        """Carry out the next `times` requests whose path contains `path_part`, but answer
+        502, as a gateway that lost the answer: the vendor acted, the client cannot know."""
+        self.lose_answers.extend([path_part] * times)
+
+    def answer_lost(self, path: str) -> bool:
+        """Whether this request's answer is to be lost (and the loss is used up)."""
+        for index, part in enumerate(self.lose_answers):
+            if part in path:
+                del self.lose_answers[index]
+                return True
+        return False
+
     def reset(self) -> None:
-        self.latency_s, self.pending, self.hang_next = 0.0, [], 0
+        self.latency_s, self.pending, self.hang_next, self.lose_answers = 0.0, [], 0, []
         self.drop_callbacks, self.retry_after_s = False, 1
 
     def update(self, doc: dict[str, Any]) -> None:
@@ -48,6 +64,7 @@ class Faults:
         self.pending.extend(int(s) for s in doc.get("fail", []))
         self.retry_after_s = int(doc.get("retry_after_s", self.retry_after_s))
         self.hang_next += int(doc.get("hang", 0))
+        self.lose_answers.extend(str(part) for part in doc.get("lose_answers", []))
         self.drop_callbacks = bool(doc.get("drop_callbacks", self.drop_callbacks))
 
 
@@ -74,6 +91,9 @@ def fault_middleware(faults: Faults) -> Middleware:
             status = faults.pending.pop(0)
             headers = {"Retry-After": str(faults.retry_after_s)} if status == 429 else None
             return json_response({"error": f"injected fault {status}"}, status, headers)
+        if faults.answer_lost(request.path):
+            await handler(request)  # the work is done; only its answer goes missing
+            return json_response({"error": "injected fault: the answer was lost"}, 502)
         return await handler(request)
 
     return inject

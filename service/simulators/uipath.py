@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import itertools
+import re
 import secrets
 import time
 import uuid
@@ -246,6 +247,7 @@ class UipathSimulator(Simulator):
             f"{base}/Jobs/UiPath.Server.Configuration.OData.StartJobs", self._start_jobs
         )
         app.router.add_get(f"{base}/Jobs({{id}})", self._get_job)
+        app.router.add_get(f"{base}/Jobs", self._list_jobs)
         app.router.add_get(f"{base}/Webhooks", self._list_webhooks)
         app.router.add_post(f"{base}/Webhooks", self._add_webhook)
 
@@ -287,6 +289,22 @@ class UipathSimulator(Simulator):
         if job is None or job.folder != folder:
             raise refuse(404, "Job does not exist.", 1002)
         return json_response({"@odata.context": "$metadata#Jobs/$entity", **job.dto()})
+
+    async def _list_jobs(self, request: web.Request) -> web.Response:
+        """GET /odata/Jobs with the OData options the client uses: one `eq` $filter on
+        Reference or Key, $orderby Id, $top (at most 1000). Others answer 400 here."""
+        self._authorize(request)
+        folder = self._folder(request)
+        field_name, value = _equality(request.query.get("$filter"))
+        jobs = [j for j in self.jobs.values() if j.folder == folder]
+        if field_name is not None:
+            jobs = [j for j in jobs if j.dto()[field_name] == value]
+        jobs.sort(key=lambda j: j.id, reverse=request.query.get("$orderby") == "Id desc")
+        top = request.query.get("$top", "1000")
+        if not top.isdigit() or int(top) > 1000:
+            raise refuse(400, "The limit of 1000 for Top query has been exceeded.")
+        found = [job.dto() for job in jobs[: int(top)]]
+        return json_response({"@odata.context": "$metadata#Jobs", "value": found})
 
     async def _list_webhooks(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -432,6 +450,20 @@ def _input_arguments(raw: Any) -> dict[str, Any]:
     if not isinstance(arguments, dict):
         raise refuse(400, "InputArguments must encode a JSON object.")
     return arguments
+
+
+_EQUALITY = re.compile(r"^(Reference|Key) eq (?:'((?:[^']|'')*)'|([0-9a-fA-F-]{36}))$")
+
+
+def _equality(raw: str | None) -> tuple[str | None, str | None]:
+    """(field, value) of `Reference eq 'x'` or `Key eq <guid>`; (None, None) without a filter."""
+    if raw is None:
+        return None, None
+    match = _EQUALITY.match(raw.strip())
+    if match is None:
+        raise refuse(400, f"The simulator does not support the $filter {raw!r}.")
+    quoted, bare = match.group(2), match.group(3)
+    return match.group(1), quoted.replace("''", "'") if quoted is not None else bare
 
 
 def _count(raw: Any) -> int:

@@ -24,7 +24,7 @@ _TREE_LINE = re.compile(r"([\d.]+)%\s+(\S+)\s+(service/\S+)")
 
 async def run(plan: Plan) -> Section:
     if importlib.util.find_spec("pyinstrument") is None:
-        hint = "pyinstrument is not installed (.venv/bin/pip install pyinstrument)"
+        hint = "pyinstrument is not installed (make bench installs it)"
         return Section("profile", [Row("skipped", hint)])
     PROFILE.unlink(missing_ok=True)
     leg = await run_leg(plan, "ours", profile=PROFILE)

@@ -282,6 +282,47 @@ async def test_the_simulator_refuses_object_input_arguments_and_a_missing_folder
     assert sim.starts == []
 
 
+# --- finding a start whose answer was lost ------------------------------------------------
+
+
+async def test_a_start_whose_answer_was_lost_is_found_by_its_reference(
+    client: UipathClient, sim: UipathSimulator, target: dict[str, Any]
+) -> None:
+    await start(client, target, "corr-other")
+    sim.faults.lose_answer("StartJobs")
+    with pytest.raises(VendorUnavailable, match="502"):
+        await start(client, target, "corr-lost")
+    assert len(sim.starts) == 2  # Orchestrator did create the job
+
+    found = await client.find(target, "corr-lost")
+
+    assert found is not None
+    assert sim.jobs[int(found.run_id)].reference == "corr-lost"
+    assert found.status == "pending"
+    assert found.url == f"{sim.orchestrator_url}/odata/Jobs({found.run_id})"
+
+
+async def test_find_answers_none_when_no_job_has_the_reference(
+    client: UipathClient, sim: UipathSimulator, target: dict[str, Any]
+) -> None:
+    await start(client, target, "corr-1")
+    assert await client.find(target, "corr-2") is None
+    assert await client.find(target, "it's quoted") is None  # an OData literal, escaped
+    assert await client.find({**target, "folder_id": 7}, "corr-1") is None  # another folder
+
+
+async def test_the_simulator_refuses_a_filter_it_does_not_implement(
+    session: aiohttp.ClientSession, sim: UipathSimulator, client: UipathClient
+) -> None:
+    token = await client._bearer()
+    headers = {"Authorization": f"Bearer {token}", "X-UIPATH-OrganizationUnitId": "1"}
+    url = f"{sim.orchestrator_url}/odata/Jobs"
+    async with session.get(url, params={"$filter": "State eq 'Faulted'"}, headers=headers) as r:
+        assert r.status == 400
+    async with session.get(url, params={"$top": "1001"}, headers=headers) as r:
+        assert r.status == 400
+
+
 # --- webhooks ------------------------------------------------------------------------------
 
 

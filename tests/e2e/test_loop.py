@@ -129,6 +129,19 @@ async def test_a_vendor_timeout_is_retried(lab: Lab, service_factory: Start) -> 
     await eventually(lambda: written_back(lab, fact_sheet, "uipath-done"), what="written back")
 
 
+async def test_a_start_whose_answer_was_lost_is_found_not_repeated(
+    lab: Lab, service_factory: Start
+) -> None:
+    lab.uipath.faults.lose_answer("StartJobs")  # Orchestrator creates the job; we get a 502
+    await service_factory([lab.rule("uipath")])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Ledger")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(lambda: written_back(lab, fact_sheet, "uipath-done"), what="written back")
+    assert len(lab.uipath.starts) == 1  # the retry found the job by its Reference
+    assert len(comments(lab, fact_sheet)) == 1
+
+
 async def test_leanix_unavailable_during_write_back_is_retried(
     lab: Lab, service_factory: Start
 ) -> None:
