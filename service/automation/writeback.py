@@ -14,7 +14,7 @@ import orjson
 
 from service.automation.rules import Outcome, Rule
 from service.automation.templates import render
-from service.clients.leanix import Patch
+from service.clients.leanix_graphql import Patch
 from service.errors import RejectEvent
 from service.resources import Resources
 from service.store.runs import Run

@@ -10,6 +10,8 @@
     writes   updateFactSheet under optimistic locking on rev: a stale rev is re-read and the
              patches re-applied; update_many puts many mutations in one request with aliases
 
+The documents, values and error helpers are in leanix_graphql.py; the pace in ratelimit.py.
+
 It must never put the API token or an access token in an exception, a log line or a repr.
 """
 
@@ -18,17 +20,34 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import re
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 import structlog
 
 from service.clients.base import HttpApi, Response, retry_after
+from service.clients.leanix_graphql import (
+    COMMENT_MUTATION,
+    FACT_SHEET_FIELDS,
+    UPDATE_MUTATION,
+    FactSheet,
+    GraphQLErrors,
+    Patch,
+    Update,
+    UpdateResult,
+    as_int,
+    batch_mutation,
+    by_alias,
+    error_list,
+    errors_of,
+    is_stale,
+    result_of,
+)
+from service.clients.ratelimit import RateLimiter
 from service.errors import VendorRejected, VendorUnavailable
 from service.settings import LeanixApi
 
@@ -40,183 +59,7 @@ RATE_LIMITED_RETRIES = 5  # 429s waited out for one request
 RATE_LIMITED_BUDGET_S = 60.0  # ...and the most time spent waiting them out
 STALE_ATTEMPTS = 3  # writes of one update when its rev keeps turning out stale
 BATCH_SIZE = 25  # mutations per request in update_many
-
-# What every read and write asks for. Only Application and ITComponent are named for the
-# lifecycle because a fragment on a type the workspace lacks fails the whole query.
-FACT_SHEET_FIELDS = """
-    id rev name type status description lxState
-    tags { id name }
-    ... on Application { lifecycle { asString phases { phase startDate } } }
-    ... on ITComponent { lifecycle { asString phases { phase startDate } } }
-"""
-
-UPDATE_MUTATION = f"""
-mutation UpdateFactSheet(
-  $id: ID!, $rev: Long, $comment: String, $patches: [Patch]!, $validateOnly: Boolean
-) {{
-  updateFactSheet(
-    id: $id, rev: $rev, comment: $comment, patches: $patches, validateOnly: $validateOnly
-  ) {{ factSheet {{ {FACT_SHEET_FIELDS} }} }}
-}}
-"""
-
-COMMENT_MUTATION = """
-mutation CreateComment($factSheetId: ID!, $message: String!) {
-  createComment(factSheetId: $factSheetId, message: $message, status: ACTIVE) { id message }
-}
-"""
-
-# The error for a stale rev is unconfirmed (reference §3.2): this is a tolerant guess that
-# matches the words such an error would most likely use, in its message or its errorType.
-_STALE = re.compile(
-    r"(?<![a-z])(?:rev(?![a-z])|revision|version|conflict|outdated|stale)", re.IGNORECASE
-)
-_CODE = re.compile(r"^\s*\[([A-Z0-9_]+)\]")
-
-PatchOp = Literal["add", "replace", "remove"]
-_PATCH_OPS = frozenset({"add", "replace", "remove"})
 T = TypeVar("T")
-
-
-class RateLimiter:
-    """A token bucket: `rate_per_s` acquisitions a second on average, `burst` at once."""
-
-    def __init__(
-        self,
-        rate_per_s: float,
-        burst: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        if rate_per_s <= 0 or burst < 1:
-            raise ValueError("rate_per_s must be positive and burst at least 1")
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = burst
-        self._stamp = clock()
-
-    async def acquire(self) -> None:
-        """Take one token, sleeping until it is due."""
-        now = self._clock()
-        refill = (now - self._stamp) * self.rate_per_s
-        self._tokens = min(self.burst, self._tokens + refill)
-        self._stamp = now
-        # Taken before sleeping, so each later caller queues behind this one without a lock.
-        self._tokens -= 1
-        if self._tokens < 0:
-            await self._sleep(-self._tokens / self.rate_per_s)
-
-
-@dataclass(frozen=True)
-class Patch:
-    """One change to a fact sheet; LeanIX takes every value as a string."""
-
-    op: PatchOp
-    path: str
-    value: str = ""
-
-    def __post_init__(self) -> None:
-        if self.op not in _PATCH_OPS:
-            raise ValueError(f"a patch op is add, replace or remove, not {self.op!r}")
-        if not self.path.startswith("/"):
-            raise ValueError(f"a patch path starts with '/', not {self.path!r}")
-        if not isinstance(self.value, str):
-            raise TypeError("patch values are strings: use Patch.json() for structured values")
-
-    @classmethod
-    def json(cls, op: PatchOp, path: str, obj: Any) -> Patch:
-        """Make a patch whose value is `obj` encoded as JSON (lifecycle, tags, relations)."""
-        return cls(op, path, orjson.dumps(obj).decode())
-
-    def variable(self) -> dict[str, str]:
-        """Return the GraphQL `Patch` input."""
-        if self.op == "remove" and not self.value:
-            return {"op": self.op, "path": self.path}
-        return {"op": self.op, "path": self.path, "value": self.value}
-
-
-@dataclass(frozen=True)
-class FactSheet:
-    """A fact sheet as read back: the common fields, the rest in `fields`, and the raw node."""
-
-    id: str
-    rev: int
-    name: str
-    type: str
-    status: str
-    tags: tuple[str, ...] = ()
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_node(cls, node: Mapping[str, Any]) -> FactSheet:
-        """Build from a GraphQL fact sheet object, tolerating missing fields."""
-        tags = tuple(str(tag["name"]) for tag in node.get("tags") or () if isinstance(tag, Mapping))
-        common = {"id", "rev", "name", "type", "status", "tags"}
-        return cls(
-            id=str(node.get("id") or ""),
-            rev=_int(node.get("rev")),
-            name=str(node.get("name") or ""),
-            type=str(node.get("type") or node.get("__typename") or ""),
-            status=str(node.get("status") or ""),
-            tags=tags,
-            fields={k: v for k, v in node.items() if k not in common},
-            raw=dict(node),
-        )
-
-    @property
-    def lifecycle(self) -> dict[str, str | None]:
-        """Phase -> start date, e.g. {"active": "2023-08-31"}; empty when not read or unset."""
-        value = self.fields.get("lifecycle")
-        phases = value.get("phases") if isinstance(value, Mapping) else None
-        return {
-            str(p["phase"]): p.get("startDate")
-            for p in phases or ()
-            if isinstance(p, Mapping) and p.get("phase")
-        }
-
-
-@dataclass(frozen=True)
-class Update:
-    """One fact sheet's patches, for update_many; a rev of None is read first."""
-
-    id: str
-    patches: Sequence[Patch]
-    comment: str | None = None
-    rev: int | None = None
-
-
-@dataclass(frozen=True)
-class UpdateResult:
-    """What became of one Update: the fact sheet as written, or the errors of its alias."""
-
-    update: Update
-    fact_sheet: FactSheet | None = None
-    errors: tuple[Mapping[str, Any], ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.fact_sheet is not None and not self.errors
-
-
-class GraphQLErrors(VendorRejected):
-    """LeanIX answered with GraphQL `errors[]`; `.errors` holds them as sent."""
-
-    def __init__(self, errors: Sequence[Mapping[str, Any]]) -> None:
-        self.errors = list(errors)
-        super().__init__("leanix", "; ".join(describe(e) for e in self.errors))
-
-    @property
-    def codes(self) -> list[str]:
-        """The `[CODE]` prefixes of the messages, e.g. FS_VALIDATION_RELATION_NOT_UNIQUE."""
-        return [code for e in self.errors if (code := error_code(e))]
-
-    @property
-    def stale(self) -> bool:
-        """Whether an error looks like a stale rev (a guess: see _STALE)."""
-        return any(is_stale(e) for e in self.errors)
 
 
 @dataclass(frozen=True)
@@ -265,7 +108,7 @@ class LeanixClient(HttpApi):
         """Run one GraphQL operation and return its `data`; raise GraphQLErrors on errors[]."""
         answer = await self._execute(query, variables)
         if answer.get("errors"):
-            raise GraphQLErrors(_error_list(answer["errors"]))
+            raise GraphQLErrors(error_list(answer["errors"]))
         data = answer.get("data")
         return data if isinstance(data, dict) else {}
 
@@ -384,14 +227,14 @@ class LeanixClient(HttpApi):
         answer = await self._execute(
             f"query Revs({params}) {{ {reads} }}", {f"id{n}": id for n, id in enumerate(ids)}
         )
-        data, errors = _by_alias(answer)
+        data, errors = by_alias(answer)
         revs: dict[str, int | tuple[Mapping[str, Any], ...]] = {}
         for n, id in enumerate(ids):
             node = data.get(f"r{n}")
             if isinstance(node, dict) and node.get("rev") is not None:
-                revs[id] = _int(node["rev"])
+                revs[id] = as_int(node["rev"])
             else:
-                revs[id] = _errors_of(errors, f"r{n}", f"fact sheet {id} not found")
+                revs[id] = errors_of(errors, f"r{n}", f"fact sheet {id} not found")
         return revs
 
     async def _write(
@@ -404,10 +247,10 @@ class LeanixClient(HttpApi):
         """Send the updates a batch per request; record outcomes; return the stale to retry."""
         stale: dict[int, Update] = {}
         for chunk in _chunks(list(pending.items()), batch_size):
-            answer = await self._execute(*_batch_mutation([u for _, u in chunk]))
-            data, errors = _by_alias(answer)
+            answer = await self._execute(*batch_mutation([u for _, u in chunk]))
+            data, errors = by_alias(answer)
             for n, (index, update) in enumerate(chunk):
-                outcome = _outcome(update, data.get(f"u{n}"), _errors_of(errors, f"u{n}"))
+                outcome = result_of(update, data.get(f"u{n}"), errors_of(errors, f"u{n}"))
                 if retry_stale and any(is_stale(e) for e in outcome.errors):
                     stale[index] = dataclasses.replace(update, rev=None)
                 else:
@@ -517,83 +360,6 @@ def jwt_subject(token: str) -> str | None:
     return subject if isinstance(subject, str) and subject else None
 
 
-def error_code(error: Mapping[str, Any]) -> str | None:
-    """The `[CODE]` prefix of a GraphQL error message, without brackets."""
-    match = _CODE.match(str(error.get("message") or ""))
-    return match.group(1) if match else None
-
-
-def describe(error: Mapping[str, Any]) -> str:
-    """One GraphQL error as text: the message, then errorType and objectPath if given."""
-    text = str(error.get("message") or "GraphQL error")[:500]
-    extensions = error.get("extensions")
-    if isinstance(extensions, Mapping):
-        extra = [f"{k}={extensions[k]}" for k in ("errorType", "objectPath") if extensions.get(k)]
-        if extra:
-            text += f" ({', '.join(extra)})"
-    return text
-
-
-def is_stale(error: Mapping[str, Any]) -> bool:
-    """Whether a GraphQL error looks like a stale rev (a tolerant guess; see _STALE)."""
-    extensions = error.get("extensions")
-    kind = extensions.get("errorType") if isinstance(extensions, Mapping) else None
-    return bool(_STALE.search(f"{error.get('message') or ''} {kind or ''}"))
-
-
-def _batch_mutation(updates: Sequence[Update]) -> tuple[str, dict[str, Any]]:
-    """One mutation document with an aliased updateFactSheet per update: u0, u1, ..."""
-    params: list[str] = []
-    fields: list[str] = []
-    variables: dict[str, Any] = {}
-    for n, update in enumerate(updates):
-        params.append(f"$id{n}: ID!, $rev{n}: Long, $comment{n}: String, $patches{n}: [Patch]!")
-        fields.append(
-            f"u{n}: updateFactSheet(id: $id{n}, rev: $rev{n}, comment: $comment{n}, "
-            f"patches: $patches{n}) {{ factSheet {{ {FACT_SHEET_FIELDS} }} }}"
-        )
-        variables |= {
-            f"id{n}": update.id,
-            f"rev{n}": update.rev,
-            f"comment{n}": update.comment,
-            f"patches{n}": [p.variable() for p in update.patches],
-        }
-    return f"mutation Batch({', '.join(params)}) {{ {' '.join(fields)} }}", variables
-
-
-def _by_alias(answer: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str | None, list[Any]]]:
-    """The answer's data, and its errors grouped by the alias in their path (None: none)."""
-    data = answer.get("data")
-    grouped: dict[str | None, list[Any]] = {}
-    for error in _error_list(answer.get("errors")):
-        path = error.get("path")
-        alias = path[0] if isinstance(path, list) and path and isinstance(path[0], str) else None
-        grouped.setdefault(alias, []).append(error)
-    return (data if isinstance(data, dict) else {}), grouped
-
-
-def _errors_of(
-    grouped: Mapping[str | None, list[Any]], alias: str, missing: str | None = None
-) -> tuple[Mapping[str, Any], ...]:
-    """The errors of one alias, else those of the whole document, else `missing` if given."""
-    errors = grouped.get(alias) or grouped.get(None) or ([{"message": missing}] if missing else [])
-    return tuple(errors)
-
-
-def _outcome(update: Update, node: Any, errors: tuple[Mapping[str, Any], ...]) -> UpdateResult:
-    fact_sheet = node.get("factSheet") if isinstance(node, dict) else None
-    if errors or not isinstance(fact_sheet, dict):
-        return UpdateResult(update, errors=errors or ({"message": "no fact sheet in answer"},))
-    return UpdateResult(update, FactSheet.from_node(fact_sheet))
-
-
-def _error_list(errors: Any) -> list[Mapping[str, Any]]:
-    if not errors:
-        return []
-    items = errors if isinstance(errors, list) else [errors]
-    return [e if isinstance(e, Mapping) else {"message": str(e)} for e in items]
-
-
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -604,25 +370,7 @@ def _header(response: Response, name: str) -> str | None:
     return next((v for k, v in response.headers.items() if k.lower() == wanted), None)
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _positive(value: Any, default: float) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
     return default
-
-
-__all__ = [
-    "FactSheet",
-    "GraphQLErrors",
-    "LeanixClient",
-    "Patch",
-    "RateLimiter",
-    "Update",
-    "UpdateResult",
-]

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 
 import aiohttp
 
-from service.clients.leanix import LeanixClient, Patch, Update
+from service.clients.leanix import LeanixClient
+from service.clients.leanix_graphql import Patch, Update
 from service.settings import LeanixApi
 from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
 from tests.benchmarks.config import Plan

@@ -20,15 +20,9 @@ import pytest
 import structlog
 
 from service.clients.base import Response
-from service.clients.leanix import (
-    FactSheet,
-    GraphQLErrors,
-    LeanixClient,
-    Patch,
-    RateLimiter,
-    Update,
-    jwt_subject,
-)
+from service.clients.leanix import LeanixClient, jwt_subject
+from service.clients.leanix_graphql import FactSheet, GraphQLErrors, Patch, Update
+from service.clients.ratelimit import RateLimiter
 from service.errors import VendorRejected, VendorUnavailable
 from service.settings import LeanixApi
 from service.simulators.leanix import (
