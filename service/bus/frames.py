@@ -1,11 +1,12 @@
-"""Frames: a basic.publish encoded straight to AMQP 0-9-1 bytes, for the hot path.
+"""Frames: a basic.publish and a basic.ack encoded straight to AMQP 0-9-1 bytes.
 
 pamqp builds, validates and marshals an object per frame, and aiormq one more per
 publish; the receiver publishes one shape of message thousands of times a second, so it
 encodes that shape with `struct` and caches the method frame per exchange and routing
 key. A publish is three frames or more (AMQP 0-9-1 §2.3.5): the `basic.publish` method,
 the content header with the properties, and the body in chunks of at most frame_max - 8
-bytes. tests/unit/test_frames.py holds these bytes equal to pamqp's for the same message.
+bytes. A `basic.ack` is one method frame. tests/unit/test_frames.py holds these bytes equal
+to pamqp's for the same message and the same ack.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pamqp import encode
 
 FRAME_END = b"\xce"
 _METHOD, _HEADER, _BODY = 1, 2, 3
-_BASIC, _PUBLISH = 60, 40
+_BASIC, _PUBLISH, _ACK = 60, 40, 80
 # Property flags of class basic, most significant bit first (§4.2.6.1): only those we send.
 _CONTENT_TYPE = 1 << 15
 _HEADERS = 1 << 13
@@ -28,6 +29,13 @@ _EXPIRATION = 1 << 8
 _MESSAGE_ID = 1 << 7
 _FRAME_HEAD = struct.Struct(">BHI")
 _CONTENT_HEAD = struct.Struct(">HHQH")
+# frame type, channel, payload size 13; class, method, delivery tag, `multiple` bit; frame end
+_ACK_FRAME = struct.Struct(">BHIHHQBB")
+
+
+def ack(channel: int, delivery_tag: int) -> bytes:
+    """A `basic.ack` of one delivery (multiple=false) on `channel`."""
+    return _ACK_FRAME.pack(_METHOD, channel, 13, _BASIC, _ACK, delivery_tag, 0, FRAME_END[0])
 
 
 def shortstr(text: str) -> bytes:

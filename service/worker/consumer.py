@@ -13,7 +13,8 @@ Settlement, as a table:
     the re-publish itself failed          -> reject without requeue: the broker dead-letters
                                              it (no hot requeue loop)
 
-A message is acked only after its work is done, or after its copy is confirmed.
+A message is acked only after its work is done, or after its copy is confirmed. The acks
+of one turn of the loop go out together (service/bus/acks.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from service import metrics
+from service.bus.acks import Acks
 from service.bus.broker import Broker
 from service.bus.topology import declare_retry_queues, retry_queue
 from service.cloudevent import CloudEvent, decode
@@ -60,6 +62,7 @@ class Consumer:
         self.journal = Journal(resources.database if resources else None, settings.eventlog)
         self._tag: str | None = None
         self._queue: AbstractQueue | None = None
+        self._acks = Acks()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -109,7 +112,7 @@ class Consumer:
         with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type):
             handlers = self._handlers(event, message)
             if not handlers:
-                await message.ack()
+                await self._acks.ack(message)
                 log.info("event.unhandled", subject=event.subject)
                 metrics.unhandled.inc()
                 await self.journal.write(event, len(message.body), attempt, [], {})
@@ -204,7 +207,7 @@ class Consumer:
     ) -> dict[str, str]:
         """Ack, retry or dead-letter; the fate of each failed handler."""
         if not failures:
-            await message.ack()
+            await self._acks.ack(message)
             return {}
         attempt = _attempt(message)
         retryable, permanent = policy.split(failures)
@@ -220,7 +223,7 @@ class Consumer:
             log.error("event.republish_failed", error=str(exc))
             await message.reject(requeue=False)
             return {f.handler: "dead_letter" for f in failures}
-        await message.ack()
+        await self._acks.ack(message)
         fates = {f.handler: "retry" for f in retryable}
         return fates | {f.handler: "dead_letter" for f in permanent}
 

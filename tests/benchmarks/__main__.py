@@ -1,7 +1,7 @@
 """python -m tests.benchmarks [--quick] [--only NAME[,NAME...]]: run, print the table, write JSON.
 
 Benchmarks run one after the other, so they do not compete for the machine's cores:
-ingest and footprint (they share the run of our receiver), profile, e2e, writeback.
+ingest and footprint (they share the run of our receiver), profile, e2e, drain, writeback.
 The exit code is 0 when every benchmark ran, whether or not its targets were met, and
 1 when one could not run (its error is in the table and the JSON).
 """
@@ -21,6 +21,7 @@ import structlog
 from service import logs
 from service.settings import LogSettings
 from tests.benchmarks import (
+    bench_drain,
     bench_e2e,
     bench_footprint,
     bench_ingest,
@@ -37,7 +38,7 @@ from tests.benchmarks.report import Section
 log = structlog.get_logger("tests.benchmarks")
 
 QUIET_PERCENT = 20.0  # other processes' CPU, % of one core, beyond which numbers are suspect
-BENCHMARKS = ("ingest", "footprint", "profile", "e2e", "writeback")
+BENCHMARKS = ("ingest", "footprint", "profile", "e2e", "drain", "writeback")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -102,7 +103,12 @@ async def run_all(plan: Plan, selected: set[str]) -> list[Section]:
     first = [name for name in ("ingest", "footprint") if name in selected]
     if first:
         sections += await guarded(first, lambda: ingest_and_footprint(plan, selected))
-    singles = {"profile": bench_profile.run, "e2e": bench_e2e.run, "writeback": bench_writeback.run}
+    singles = {
+        "profile": bench_profile.run,
+        "e2e": bench_e2e.run,
+        "drain": bench_drain.run,
+        "writeback": bench_writeback.run,
+    }
     for name, bench in singles.items():
         if name in selected:
             sections += await guarded([name], functools.partial(_one, bench, plan))

@@ -40,6 +40,7 @@ class Plan:
     e2e_rate: float = 500.0
     e2e_warmup_s: float = 2.0
     e2e_s: float = 30.0
+    drain_events: int = 20_000
     writeback_updates: int = 1000
     writeback_single_updates: int = 1000
     writeback_rps: float = 30.0
@@ -59,6 +60,7 @@ class Plan:
             idle_s=2.0,
             e2e_warmup_s=1.0,
             e2e_s=5.0,
+            drain_events=3_000,
             writeback_single_updates=100,
         )
 

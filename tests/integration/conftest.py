@@ -60,9 +60,13 @@ class Inspector:
 
     async def wait_count(self, queue: str, expected: int, timeout_s: float = 10.0) -> None:
         """Poll the queue depth until it is `expected`, within a deadline."""
-        async with asyncio.timeout(timeout_s):
-            while await self.count(queue) != expected:
-                await poll_interval()
+        seen = None
+        try:
+            async with asyncio.timeout(timeout_s):
+                while (seen := await self.count(queue)) != expected:
+                    await poll_interval()
+        except TimeoutError:
+            raise AssertionError(f"{queue} held {seen}, not {expected}, for {timeout_s} s") from None
 
     async def get(self, queue: str, timeout_s: float = 10.0) -> AbstractIncomingMessage:
         """Take one message from a queue, polling with a deadline."""
