@@ -114,11 +114,15 @@ async def finish(run: Run, state: RunState, event_id: str, resources: Resources,
     if completed is None:
         log.info("run.already_completed", run_id=run.run_id)
         return
-    rule = _rule(resources, completed.rule)
-    await write_back(completed, rule, resources, log)
-    await resources.database.runs.written_back(completed.id)
-    log.info("run.written_back", run_id=completed.run_id, outcome=completed.outcome,
-             fact_sheet_id=completed.fact_sheet_id)  # fmt: skip
+    await write_back_once(completed, resources, log)
+
+
+async def write_back_once(run: Run, resources: Resources, log: Any) -> None:
+    """Write a completed run's outcome back, then mark it written back."""
+    await write_back(run, _rule(resources, run.rule), resources, log)
+    await resources.database.runs.written_back(run.id)
+    log.info("run.written_back", run_id=run.run_id, outcome=run.outcome,
+             fact_sheet_id=run.fact_sheet_id)  # fmt: skip
 
 
 async def _find(resources: Resources, vendor: str, keys: list[str]) -> Run | None:

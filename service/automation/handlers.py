@@ -34,7 +34,13 @@ async def on_run_completion(event: CloudEvent, context: Context) -> None:
 
 
 def register(registry: Registry) -> None:
-    """Add the automation handlers to `registry`."""
-    registry.add("leanix.#", on_leanix_event, name="automation.start")
+    """Add the automation handlers to `registry`.
+
+    Both are idempotent (claimed per event id in the store): two copies of one event (a
+    sender's retry, two pollers, a redelivery) are handled one after the other, never at
+    once, and a copy of an event already handled is skipped.
+    """
+    registry.add("leanix.#", on_leanix_event, name="automation.start", idempotent=True)
     for pattern in completion.PATTERNS:
-        registry.add(pattern, on_run_completion, name=f"automation.complete[{pattern}]")
+        name = f"automation.complete[{pattern}]"
+        registry.add(pattern, on_run_completion, name=name, idempotent=True)

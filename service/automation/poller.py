@@ -4,7 +4,9 @@ UiPath disables a failing webhook for an hour and never retries; Leapwork has no
 webhook; any callback can be lost. Every `poll_interval_s` the worker asks the vendor
 about runs due a poll (first after `poll_initial_s`, then doubling up to `poll_max_s`).
 A finished run is published as a `bridge.run.completed` event, so it completes through
-the same path, and the same exactly-once guard, as a callback.
+the same path, and the same exactly-once guard, as a callback. Every worker runs a
+poller; a run is claimed (its next poll moved on) before it is polled, so one worker
+polls it per round.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class Poller:
     async def poll(self, run: Run) -> None:
         client = self.resources.runners.get(run.vendor)
         if client is None or run.run_id is None:
+            return
+        # Every worker polls: one claims the run, the others leave it for this round.
+        lease = time.time() + self.settings.poll_max_s
+        if not await self.resources.database.runs.claim_poll(run, lease):
             return
         try:
             state = await client.status(run.run_id, run.target)

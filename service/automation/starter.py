@@ -87,11 +87,23 @@ async def start_run(rule: Rule, event: CloudEvent, sheet: Mapping[str, Any] | No
     if state.terminal:  # answered synchronously (a Workato API recipe)
         from service.automation.completion import finish
 
-        await finish(run, state, f"sync:{cid}", resources, log)
+        await finish(run, state, _sync(cid), resources, log)
+
+
+def _sync(cid: str) -> str:
+    """What completes a run whose start answered with its outcome (completed_by)."""
+    return f"sync:{cid}"
 
 
 async def _ours(run: Run, resources: Resources, log: Any) -> bool:
     """Whether this delivery may start a run recorded by an earlier one."""
+    if run.status == "completed" and run.completed_by == _sync(run.correlation_id):
+        # It answered with its outcome, and the write-back failed: this retry finishes it.
+        from service.automation.completion import write_back_once
+
+        log.info("run.write_back_resumed", run_id=run.run_id)
+        await write_back_once(run, resources, log)
+        return False
     if run.status != "starting":
         log.info("run.already_started", run_id=run.run_id, status=run.status)
         return False

@@ -67,6 +67,7 @@ class Broker:
         """Begin connecting in the background; returns at once."""
         if self._starting is None:
             self._starting = asyncio.create_task(self._connect(), name="broker-connect")
+            self._starting.add_done_callback(_report_crash)
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Wait until the topology is declared; TimeoutError otherwise."""
@@ -74,20 +75,31 @@ class Broker:
             await self.declared.wait()
 
     async def _connect(self) -> None:
-        while self.connection is None:
+        """Connect, open the publishing channel and declare the topology, retrying the
+        whole until it succeeds: a broker that restarts mid-way, or a queue declared with
+        other arguments (fix it, and this succeeds on its next try), is retried, logged."""
+        while True:
             try:
-                self.connection = await aio_pika.connect_robust(
-                    self.settings.url, reconnect_interval=self.settings.connect_retry_s
-                )
-            except (OSError, aiormq.exceptions.AMQPError) as exc:
-                log.warning("broker.unreachable", url=self.settings.safe_url, error=str(exc))
+                await self._open()
+                break
+            except (OSError, aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException) as exc:
+                event = "broker.unreachable" if isinstance(exc, OSError) else "broker.setup_failed"
+                log.warning(event, url=self.settings.safe_url, error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(self.settings.connect_retry_s)
-        self._channel = await self.connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        self.topology = await declare(self._channel, self.settings)
         self.declared.set()
         log.info("broker.ready", url=self.settings.safe_url, exchange=self.settings.exchange)
+
+    async def _open(self) -> None:
+        connection = await aio_pika.connect_robust(
+            self.settings.url, reconnect_interval=self.settings.connect_retry_s
+        )
+        try:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            topology = await declare(channel, self.settings)
+        except BaseException:
+            await connection.close()
+            raise
+        self.connection, self._channel, self.topology = connection, channel, topology
 
     async def publish(
         self,
@@ -167,3 +179,9 @@ async def _within(confirmation: asyncio.Future[Any], timeout_s: float) -> Any:
 def _expire(confirmation: asyncio.Future[Any]) -> None:
     if not confirmation.done():
         confirmation.set_exception(TimeoutError())
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """Log what ended the connecting task, if not success or a stop: readiness stays 503."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("broker.connect_crashed", error=repr(exc), exc_info=exc)

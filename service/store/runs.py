@@ -113,11 +113,30 @@ class RunStore:
             await connection.execute(statement)
 
     async def started(self, correlation_id: str, state: RunState, next_poll_at: float) -> None:
-        """The vendor accepted the run: record its id and when to poll it first."""
-        await self._update(
-            runs.c.correlation_id == correlation_id,
+        """The vendor accepted the run: record its id and when to poll it first.
+
+        A callback can complete the run before its start is recorded (a fast run, a slow
+        answer): then only the run's id and link are filled in, the run stays completed.
+        """
+        moved = await self._update(
+            sa.and_(runs.c.correlation_id == correlation_id, runs.c.status == "starting"),
             run_id=state.run_id, status="running", vendor_state=state.vendor_state,
             run_url=state.url, next_poll_at=next_poll_at,
+        )  # fmt: skip
+        if not moved:
+            await self._update(
+                sa.and_(runs.c.correlation_id == correlation_id, runs.c.run_id.is_(None)),
+                run_id=state.run_id, run_url=state.url,
+            )  # fmt: skip
+
+    async def claim_poll(self, run: Run, until: float) -> bool:
+        """Take a due run for one poll: no other poller polls it before `until`."""
+        return await self._update(
+            sa.and_(
+                runs.c.id == run.id, runs.c.status == "running",
+                runs.c.next_poll_at == run.next_poll_at,
+            ),
+            next_poll_at=until,
         )  # fmt: skip
 
     async def complete(self, run: Run, state: RunState, event_id: str) -> Run | None:

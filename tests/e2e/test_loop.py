@@ -155,6 +155,45 @@ async def test_leanix_unavailable_during_write_back_is_retried(
     assert len(comments(lab, fact_sheet)) == 1
 
 
+async def test_a_synchronous_outcome_whose_write_back_failed_is_written_back_on_retry(
+    lab: Lab, service_factory: Start
+) -> None:
+    rule = lab.rule("workato")
+    rule["start"] = {**rule["start"], "target": {"endpoint_url": lab.workato.add_endpoint(
+        "onboard-now", mode="sync")}}  # fmt: skip
+    await service_factory([rule])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Expenses")
+    lab.leanix.faults.retry_after_s = 0
+    lab.leanix.faults.fail(503, times=3)  # the write-back right after the answer fails
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(lambda: written_back(lab, fact_sheet, "workato-done"), what="written back")
+    assert len(received_inputs(lab, "workato")) == 1
+    assert len(comments(lab, fact_sheet)) == 1
+
+
+async def test_several_workers_poll_and_write_back_a_run_once(
+    lab: Lab, service_factory: Start, make_service: Callable[..., Service]
+) -> None:
+    lab.leapwork.faults.drop_callbacks = True  # completion by polling only
+    rules = [lab.rule("leapwork")]
+    await service_factory(rules)
+    workers = [make_service(rules, http={"port": 0}) for _ in range(2)]
+    for worker in workers:
+        await worker.start("worker")
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Treasury")
+
+    try:
+        assert await lab.change(fact_sheet) == 202
+        await eventually(lambda: written_back(lab, fact_sheet, "leapwork-done"), what="written")
+        await eventually(lambda: drained(workers[0].settings), what="every copy handled")
+    finally:
+        for worker in workers:
+            await worker.halt()
+    assert len(comments(lab, fact_sheet)) == 1
+    assert len(received_inputs(lab, "leapwork")) == 1
+
+
 async def test_our_own_write_back_does_not_start_another_run(
     lab: Lab, service_factory: Start
 ) -> None:

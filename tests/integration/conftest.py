@@ -66,7 +66,8 @@ class Inspector:
                 while (seen := await self.count(queue)) != expected:
                     await poll_interval()
         except TimeoutError:
-            raise AssertionError(f"{queue} held {seen}, not {expected}, for {timeout_s} s") from None
+            held = f"{queue} held {seen}, not {expected}, for {timeout_s} s"
+            raise AssertionError(held) from None
 
     async def get(self, queue: str, timeout_s: float = 10.0) -> AbstractIncomingMessage:
         """Take one message from a queue, polling with a deadline."""

@@ -9,16 +9,19 @@ publishes on the same channel) all arrive, each once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import aiormq
 import orjson
 import pytest
+import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from service.bus.broker import Broker
 from service.errors import BrokerUnavailable
 from service.settings import Settings
 from tests.integration.conftest import Inspector
+from tests.waiting import eventually
 
 
 async def test_a_confirmed_publish_is_in_the_work_queue_with_its_properties(
@@ -59,6 +62,34 @@ async def test_a_publish_on_a_closed_channel_is_refused_at_once(broker: Broker) 
     await channel.close()
     with pytest.raises(BrokerUnavailable):
         await broker.publish(b"{}", routing_key="r", message_id="m", timeout_s=5)
+
+
+async def test_a_queue_declared_otherwise_is_retried_until_it_is_fixed(
+    make_settings: Callable[..., Settings], inspector: Inspector
+) -> None:
+    """A declare that fails after the connection opened (PRECONDITION_FAILED here; a broker
+    restarting mid-way is the same path) is retried with the connection, not given up."""
+    settings = make_settings(amqp={"connect_retry_s": 0.05})
+    channel = await inspector.connection.channel()
+    await channel.declare_queue(settings.amqp.queue, durable=True)  # classic, not quorum
+    broker = Broker(settings.amqp)
+    with structlog.testing.capture_logs() as logs:
+        await broker.start()
+        await eventually(
+            lambda: sum(e["event"] == "broker.setup_failed" for e in logs) >= 2,
+            what="the failed declare was tried again",
+        )
+        assert not broker.ready
+        await channel.queue_delete(settings.amqp.queue)
+        await broker.wait_ready(10)
+    try:
+        await broker.publish(b"{}", routing_key="r", message_id="after-fix", timeout_s=5)
+        assert (await inspector.get(settings.amqp.queue)).message_id == "after-fix"
+        assert "PRECONDITION_FAILED" in next(
+            e["error"] for e in logs if e["event"] == "broker.setup_failed"
+        )
+    finally:
+        await broker.close()
 
 
 async def test_a_flood_arrives_whole_and_once(

@@ -78,6 +78,32 @@ async def test_due_runs_for_polling(database: Database) -> None:
     assert polled is not None and polled.poll_count == 1
 
 
+async def test_a_run_completed_before_its_start_was_recorded_stays_completed(
+    database: Database,
+) -> None:
+    run, _ = await begin(database)
+    done = RunState("workato", "j-1", "succeeded", "succeeded")
+    assert await database.runs.complete(run, done, event_id="callback") is not None
+
+    await database.runs.started("c-1", RunState("workato", "j-1", "pending", url="u"), 1.0)
+
+    after = await database.runs.by_id(run.id)
+    assert after is not None
+    assert (after.status, after.run_id, after.run_url) == ("completed", "j-1", "u")
+    assert await database.runs.due(now=10.0) == []  # never polled again
+
+
+async def test_a_due_run_is_claimed_by_one_poller(database: Database) -> None:
+    await begin(database)
+    await database.runs.started("c-1", RunState("uipath", "7", "running"), 5.0)
+    [due] = await database.runs.due(now=10.0)
+
+    claims = await asyncio.gather(*(database.runs.claim_poll(due, 70.0) for _ in range(4)))
+
+    assert sorted(claims) == [False, False, False, True]
+    assert await database.runs.due(now=10.0) == []
+
+
 async def test_search_by_fact_sheet_vendor_and_status(database: Database) -> None:
     await begin(database, "c-a", "uipath")
     await begin(database, "c-b", "robocorp")
