@@ -2,12 +2,15 @@
 
 - Events caused by our own technical user: our write-back changes the Fact Sheet, LeanIX
   sends FACT_SHEET_UPDATED for it, and acting on it would start another run, forever.
-- Events older than one already handled for the same Fact Sheet: LeanIX does not deliver
-  in order, and a stale snapshot must not undo a newer decision.
+- Events older than one already handled for the same Fact Sheet and event type: LeanIX
+  does not deliver in order, and a stale snapshot must not undo a newer decision. Events
+  of another type are not held against each other: an UPDATED delivered before its
+  CREATED must not cost the CREATED its run.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,7 +46,15 @@ async def skip_reason(
         return "caused by our own technical user"
     sequence = sequence_number(data)
     if fact_sheet_id and sequence is not None:
-        fresh = await resources.database.sequences.advance(fact_sheet_id, sequence, event.id)
+        key = sequence_key(fact_sheet_id, event.type)
+        fresh = await resources.database.sequences.advance(key, sequence, event.id)
         if not fresh:
-            return "older than an event already handled for this Fact Sheet"
+            return "older than an event of its type already handled for this Fact Sheet"
     return None
+
+
+def sequence_key(fact_sheet_id: str, event_type: str) -> str:
+    """What the newest sequence number is kept per: the Fact Sheet and the event type
+    (hashed when longer than the store's 100-character key)."""
+    key = f"{fact_sheet_id}/{event_type}"
+    return key if len(key) <= 100 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -156,7 +157,9 @@ def robocorp(payload: dict[str, Any]) -> Facts:
 
     The exact payload is unconfirmed in Robocorp's docs (reference/vendors.md): the
     envelope has `id`, `webhookEventTimestamp` and `event`; we also accept `type` or a
-    bare `state`, and look for the run id in several places.
+    bare `state`, look for the run id in several places, and take a timestamp that is a
+    number (epoch seconds or milliseconds) as well as text. A field of an unexpected type
+    counts as missing: only a payload with no event at all is refused.
     """
     event = _robocorp_event(payload)
     inner = payload.get("payload")
@@ -167,21 +170,35 @@ def robocorp(payload: dict[str, Any]) -> Facts:
         source=f"robocorp:{workspace}" if workspace else "robocorp",
         type=f"robocorp.{segment(words(entity or 'process_run'))}.{segment(words(action))}",
         subject=_robocorp_run_id(inner) or _robocorp_run_id(payload),
-        time=_optional(payload, "webhookEventTimestamp", str)
-        or _optional(payload, "timestamp", str),
+        time=_robocorp_time(payload.get("webhookEventTimestamp"))
+        or _robocorp_time(payload.get("timestamp")),
         sender_id=_text(_optional(payload, "id", str, int)),
     )
 
 
 def _robocorp_event(payload: dict[str, Any]) -> str:
     for key in ("event", "type", "eventType"):
-        value = _optional(payload, key, str)
-        if value:
-            return str(value)
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value
     state = payload.get("state")
     if isinstance(state, str) and state:
         return f"process_run.{state}"
     raise MalformedEvent("a Robocorp webhook needs an 'event' such as 'process_run.completed'")
+
+
+def _robocorp_time(value: Any) -> str | None:
+    """An ISO 8601 time from text, or from epoch seconds or milliseconds; else None."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = value / 1000 if value > 1e11 else value  # 1e11 s is the year 5138
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _robocorp_run_id(doc: dict[str, Any]) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from service.errors import Unauthorized
+from service.errors import MalformedEvent, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,17 @@ class BodyHmac:
         return base64.b64encode(digest)
 
 
+def message_id(value: str | None) -> str | None:
+    """The sender's `webhook-id` (None if absent); bytes that are not UTF-8 are refused."""
+    if not value:
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # the header's bytes were not UTF-8 (surrogate-escaped)
+        raise MalformedEvent("header webhook-id is not valid UTF-8") from None
+    return value
+
+
 def decode_whsec(secret: str) -> bytes:
     """The key bytes of a Standard Webhooks secret (`whsec_` prefix optional)."""
     return base64.b64decode(secret.removeprefix("whsec_"))
@@ -120,7 +131,7 @@ class StandardWebhooks:
             found |= matches_any(candidate, expected)
         if not found:
             raise Unauthorized("no webhook-signature matches the body")
-        return Credential("standard-webhooks", message_id=msg_id)
+        return Credential("standard-webhooks", message_id=message_id(msg_id))
 
     def _headers(self, headers: Mapping[str, str]) -> tuple[str, int, str]:
         names = ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -161,7 +172,7 @@ class BearerToken:
             raise Unauthorized("missing Authorization: Bearer token")
         if not matches_any(raw(token.strip()), (t.encode() for t in self.tokens)):
             raise Unauthorized("the bearer token is not accepted")
-        return Credential("bearer-token", message_id=headers.get("webhook-id") or None)
+        return Credential("bearer-token", message_id=message_id(headers.get("webhook-id")))
 
 
 @dataclass(frozen=True)

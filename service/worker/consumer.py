@@ -210,13 +210,10 @@ class Consumer:
             await self._acks.ack(message)
             return {}
         attempt = _attempt(message)
-        retryable, permanent = policy.split(failures)
-        delay = policy.next_delay(retryable[0], attempt) if retryable else None
-        if retryable and delay is None:
-            permanent, retryable = permanent + retryable, []  # the schedule is exhausted
+        retries, permanent = policy.plan(failures, attempt)
         try:
-            if retryable and delay is not None:
-                await self._retry(message, retryable, attempt, delay)
+            for delay, failed in retries.items():  # one copy per delay, with its handlers
+                await self._retry(message, failed, attempt, delay)
             if permanent:
                 await self._dead_letter(message, routing_key, permanent, attempt)
         except BrokerUnavailable as exc:
@@ -224,7 +221,7 @@ class Consumer:
             await message.reject(requeue=False)
             return {f.handler: "dead_letter" for f in failures}
         await self._acks.ack(message)
-        fates = {f.handler: "retry" for f in retryable}
+        fates = {f.handler: "retry" for failed in retries.values() for f in failed}
         return fates | {f.handler: "dead_letter" for f in permanent}
 
     async def _retry(

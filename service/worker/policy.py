@@ -6,8 +6,10 @@
                                         queue); after the last delay -> dead letter
     a handler raised anything else   -> permanent: dead letter now (RejectEvent says so)
 
-Only the handlers that failed run again; those that succeeded are not repeated. Attempts
-are counted in our own header, never in `x-death`.
+Only the handlers that failed run again; those that succeeded are not repeated. Each
+failed handler follows its own schedule: handlers whose next delays differ get a copy
+each, and a handler whose schedule is exhausted is dead-lettered while the others go on.
+Attempts are counted in our own header, never in `x-death`.
 """
 
 from __future__ import annotations
@@ -59,7 +61,17 @@ def jittered(delay_s: float) -> float:
     return delay_s * (1 - JITTER * random.random())
 
 
-def split(failures: Sequence[Failure]) -> tuple[list[Failure], list[Failure]]:
-    """(retryable, permanent)."""
-    retryable = [f for f in failures if f.retryable]
-    return retryable, [f for f in failures if not f.retryable]
+def plan(
+    failures: Sequence[Failure], attempt: int
+) -> tuple[dict[float, list[Failure]], list[Failure]]:
+    """What to do after attempt `attempt`: {delay: the failures to retry after it}, and
+    the failures to dead-letter (permanent, or their own schedule exhausted)."""
+    retries: dict[float, list[Failure]] = {}
+    permanent: list[Failure] = []
+    for failed in failures:
+        delay = next_delay(failed, attempt) if failed.retryable else None
+        if delay is None:
+            permanent.append(failed)
+        else:
+            retries.setdefault(delay, []).append(failed)
+    return retries, permanent

@@ -13,6 +13,7 @@ from tests.e2e.conftest import Service, drained, eventually, received_inputs
 pytestmark = pytest.mark.e2e
 
 Start = Callable[..., Awaitable[Service]]
+SOMEONE = "9d0a7e52-3c1b-4f6e-8a2d-5b4c3e2f1a00"  # a LeanIX user who is not us
 
 
 def tags(lab: Lab, fact_sheet_id: str) -> set[str]:
@@ -225,6 +226,25 @@ async def test_an_out_of_order_event_is_dropped(lab: Lab, service_factory: Start
     )
     assert late == 202
     await eventually(lambda: drained(service.settings), what="the late event handled")
+    assert len(received_inputs(lab, "leapwork")) == 1
+
+
+async def test_a_created_event_delivered_after_a_newer_update_still_starts_its_run(
+    lab: Lab, service_factory: Start
+) -> None:
+    created_rule = lab.rule("uipath", name="provision", on=["leanix.factsheet.created"])
+    updated_rule = lab.rule("leapwork", name="regression", on=["leanix.factsheet.updated"])
+    await service_factory([created_rule, updated_rule])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Fleet")
+    created = lab.leanix.event(fact_sheet, "FactSheetCreatedEvent", user_id=SOMEONE)
+    updated = lab.leanix.event(fact_sheet, "FactSheetUpdatedEvent", user_id=SOMEONE)
+    url = f"{lab.service_url}/webhooks/leanix"
+
+    for event in (updated, created):  # LeanIX does not deliver in order
+        assert await lab.leanix._post(url, "Bearer lab-leanix-webhook-credential", event) == 202
+    await eventually(lambda: written_back(lab, fact_sheet, "uipath-done"), what="provisioned")
+    await eventually(lambda: "leapwork-done" in tags(lab, fact_sheet), what="regression run")
+    assert len(received_inputs(lab, "uipath")) == 1
     assert len(received_inputs(lab, "leapwork")) == 1
 
 

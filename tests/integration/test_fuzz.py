@@ -834,6 +834,7 @@ INVALID_UTF8_HEADERS = {
     "robocorp x-rc-signature": ("robocorp", "x-rc-signature", b"\xed\xa0\x80"),
     "workato bearer Authorization": ("workato-bearer", "Authorization", b"Bearer \xff"),
     "workato webhook-id": ("workato", "webhook-id", b"msg_\xff"),
+    "workato bearer webhook-id": ("workato-bearer", "webhook-id", b"msg_\xff"),
     "workato webhook-signature": ("workato", "webhook-signature", b"v1,\xff"),
 }
 

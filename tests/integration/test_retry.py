@@ -100,6 +100,32 @@ async def test_after_the_last_delay_the_event_is_dead_lettered_with_attempts_and
     assert list(dead.headers["x-bridge-failed-handlers"]) == ["always-down"]  # type: ignore[arg-type]
 
 
+async def test_each_failed_handler_keeps_its_own_schedule(
+    broker: Broker, registry: Registry, consumer: None, inspector: Inspector
+) -> None:
+    calls: dict[str, list[int]] = {"brief": [], "patient": []}
+    done = asyncio.Event()
+
+    @registry.handler("leanix.#", name="brief", retry_delays_s=[0.05])
+    async def brief(event: CloudEvent, context: Context) -> None:
+        calls["brief"].append(context.attempt)
+        raise RetryLater("brief is down")
+
+    @registry.handler("leanix.#", name="patient")  # the worker's schedule: two delays
+    async def patient(event: CloudEvent, context: Context) -> None:
+        calls["patient"].append(context.attempt)
+        if context.attempt < 3:
+            raise RetryLater("patient is down")
+        done.set()
+
+    await publish(broker, "r-own")
+    async with asyncio.timeout(10):
+        await done.wait()
+    dead = await inspector.get(inspector.settings.amqp.dead_letter_queue)
+    assert calls == {"brief": [1, 2], "patient": [1, 2, 3]}
+    assert list(dead.headers["x-bridge-failed-handlers"]) == ["brief"]  # type: ignore[arg-type]
+
+
 async def test_only_the_failed_handler_runs_again(
     broker: Broker, registry: Registry, consumer: None
 ) -> None:

@@ -118,17 +118,39 @@ class TestRobocorp:
             ({"event": "unresolved", "process_run": {"id": "r1"}}, "process_run.unresolved", "r1"),
             ({"type": "process_run.started", "runId": "r2"}, "process_run.started", "r2"),
             ({"state": "completed", "run_id": "r3"}, "process_run.completed", "r3"),
+            ({"event": 7, "type": "process_run.completed", "runId": "r4"},
+             "process_run.completed", "r4"),
         ],
-    )
+    )  # fmt: skip
     def test_tolerates_unconfirmed_shapes(
         self, payload: dict[str, Any], kind: str, subject: str
     ) -> None:
         facts = normalise.robocorp(payload)
         assert (facts.type, facts.subject) == (f"robocorp.{kind}", subject)
 
+    @pytest.mark.parametrize(
+        ("stamp", "time"),
+        [
+            ("2026-11-22T10:00:00Z", "2026-11-22T10:00:00Z"),
+            (1795341600, "2026-11-22T10:00:00.000Z"),  # epoch seconds
+            (1795341600123, "2026-11-22T10:00:00.123Z"),  # epoch milliseconds
+            ({"at": 1}, None),  # not a time: as if absent
+            (10**30, None),
+        ],
+    )
+    def test_a_timestamp_may_be_text_or_epoch_seconds_or_milliseconds(
+        self, stamp: Any, time: str | None
+    ) -> None:
+        facts = normalise.robocorp(
+            {"event": "process_run.completed", "webhookEventTimestamp": stamp}
+        )
+        assert facts.time == time
+
     def test_rejects_a_body_without_an_event(self) -> None:
         with pytest.raises(MalformedEvent, match="needs an 'event'"):
             normalise.robocorp({"id": "x"})
+        with pytest.raises(MalformedEvent, match="needs an 'event'"):
+            normalise.robocorp({"event": ["process_run.completed"]})
 
 
 class TestCallbacks:

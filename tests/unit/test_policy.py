@@ -52,3 +52,20 @@ def test_jitter_never_exceeds_the_delay() -> None:
     waits = [policy.jittered(10.0) for _ in range(1000)]
     assert all(8.0 <= w <= 10.0 for w in waits)
     assert len(set(waits)) > 900
+
+
+def test_each_failed_handler_follows_its_own_schedule() -> None:
+    short = policy.failure("short", RetryLater("x"), (1.0,))
+    default = policy.failure("default", RetryLater("x"), DELAYS)
+    other = policy.failure("other", RetryLater("x"), (30.0, 60.0))
+    broken = policy.failure("broken", KeyError("bug"), DELAYS)
+
+    retries, permanent = policy.plan([short, default, other, broken], attempt=2)
+
+    assert retries == {30.0: [default], 60.0: [other]}  # a copy per delay, its handlers
+    assert permanent == [short, broken]  # short's schedule is spent; broken is a bug
+
+
+def test_nothing_to_retry_when_every_schedule_is_spent() -> None:
+    failed = policy.failure("h", RetryLater("x"), DELAYS)
+    assert policy.plan([failed], attempt=len(DELAYS) + 1) == ({}, [failed])
