@@ -69,22 +69,51 @@ class DeadLetter:
 
     @property
     def dead_at(self) -> datetime | None:
+        """When the worker dead-lettered it; for one the broker dead-lettered (the worker
+        rejected it, or it went over the delivery limit), the time in its `x-death`."""
         raw = self.headers.get("x-bridge-dead-lettered-at")
         try:
-            return datetime.fromisoformat(str(raw)) if raw else None
+            return datetime.fromisoformat(str(raw)) if raw else self._death_time()
         except ValueError:
             return None
 
+    @property
+    def failed_handlers(self) -> list[str]:
+        """The handlers to run again on replay; empty: all of them. A message the broker
+        dead-lettered keeps the handler list of the retry it was, if it was one."""
+        headers = self.headers
+        failed = headers.get("x-bridge-failed-handlers") or headers.get(policy.HANDLERS) or []
+        return [str(h) for h in failed] if isinstance(failed, list | tuple) else []
+
+    def _death_time(self) -> datetime | None:
+        deaths = self.headers.get("x-death")
+        latest = deaths[0] if isinstance(deaths, list | tuple) and deaths else None
+        moment = latest.get("time") if isinstance(latest, dict) else None
+        if not isinstance(moment, datetime):
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
     def summary(self) -> dict[str, Any]:
         headers = self.headers
+        dead_at = self.dead_at
+        reason = None if headers.get("x-bridge-error") else _death_reason(headers)
         return {
             "id": self.id,
             "type": self.type,
             "attempts": headers.get("x-bridge-attempts"),
-            "dead_lettered_at": headers.get("x-bridge-dead-lettered-at"),
-            "failed_handlers": [str(h) for h in headers.get("x-bridge-failed-handlers") or []],
-            "error": headers.get("x-bridge-error"),
+            "dead_lettered_at": dead_at.isoformat() if dead_at else None,
+            "failed_handlers": self.failed_handlers,
+            "error": headers.get("x-bridge-error") or reason,
         }
+
+
+def _death_reason(headers: dict[str, Any]) -> str | None:
+    """Why the broker dead-lettered a message, from `x-death`."""
+    deaths = headers.get("x-death")
+    latest = deaths[0] if isinstance(deaths, list | tuple) and deaths else None
+    if not isinstance(latest, dict):
+        return None
+    return f"dead-lettered by the broker ({latest.get('reason')}) from {latest.get('queue')}"
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
@@ -128,7 +157,7 @@ class DeadLetterQueue:
     async def replay(self, letter: DeadLetter) -> None:
         """Publish the event back to the events exchange, then take it off this queue."""
         headers = {k: v for k, v in letter.headers.items() if not str(k).startswith("x-bridge-")}
-        failed = letter.headers.get("x-bridge-failed-handlers") or []
+        failed = letter.failed_handlers
         if failed and str(letter.headers.get("x-bridge-error", "")).startswith("not a CloudEvent"):
             failed = []
         if failed:

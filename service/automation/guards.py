@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.cloudevent import CloudEvent
+from service.errors import RetryLater, VendorRejected, VendorUnavailable
 from service.resources import Resources
 
 
@@ -24,6 +25,18 @@ def own_user_ids(resources: Resources) -> set[str]:
     if resources.leanix is not None and resources.leanix.technical_user_id:
         ids.add(resources.leanix.technical_user_id)
     return ids
+
+
+async def _learn_own_user(resources: Resources) -> None:
+    """Make sure our technical user is known: it is learnt from LeanIX's token, and a
+    worker that has not written back since it started has not fetched one yet."""
+    client = resources.leanix
+    if client is None or client.technical_user_id is not None:
+        return
+    try:
+        await client.authenticate()
+    except (VendorUnavailable, VendorRejected) as exc:
+        raise RetryLater(f"cannot tell our own events from others' yet: {exc}") from None
 
 
 def sequence_number(data: Mapping[str, Any]) -> int | None:
@@ -42,8 +55,10 @@ async def skip_reason(
     """Why this LeanIX event must be ignored, or None to act on it."""
     data = event.data if isinstance(event.data, Mapping) else {}
     user = data.get("userId")
-    if resources.settings.automation.ignore_own_events and user in own_user_ids(resources):
-        return "caused by our own technical user"
+    if resources.settings.automation.ignore_own_events:
+        await _learn_own_user(resources)
+        if user in own_user_ids(resources):
+            return "caused by our own technical user"
     sequence = sequence_number(data)
     if fact_sheet_id and sequence is not None:
         key = sequence_key(fact_sheet_id, event.type)

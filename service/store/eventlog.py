@@ -16,7 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.store.schema import attempts, events
+from service.store.schema import attempts, events, fitted
 
 STATUSES = ("handled", "unhandled", "retrying", "dead_lettered")
 
@@ -90,12 +90,12 @@ class EventLog:
     ) -> None:
         """Create or update the event's row and add its attempts, in one transaction: a
         reader never sees the new status without the attempt that led to it."""
-        row = {
+        row = fitted(events, {
             "id": head.id, "type": head.type, "source": head.source, "subject": head.subject,
             "time": head.time, "received_at": head.received_at, "updated_at": head.updated_at,
             "status": head.status, "attempts": head.attempts, "last_error": head.last_error,
             "data": data_json.decode() if data_json else None,
-        }  # fmt: skip
+        })  # fmt: skip
         try:
             await self._record(row, tries)
         except sa.exc.IntegrityError:  # another worker created the row meanwhile: update it

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clients.base import RunState
-from service.store.schema import runs
+from service.store.schema import fitted, runs
 
 OPEN = ("starting", "running")
 
@@ -87,7 +87,7 @@ class RunStore:
         )  # fmt: skip
         try:
             async with self.engine.begin() as connection:
-                await connection.execute(runs.insert().values(**row))
+                await connection.execute(runs.insert().values(**fitted(runs, row)))
             created = True
         except sa.exc.IntegrityError:
             created = False
@@ -225,6 +225,7 @@ class RunStore:
         return await self._select(query)
 
     async def _update(self, where: Any, **values: Any) -> bool:
+        values = fitted(runs, values)
         statement = runs.update().where(where).values(updated_at=time.time(), **values)
         async with self.engine.begin() as connection:
             return (await connection.execute(statement)).rowcount == 1

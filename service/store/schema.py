@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -115,3 +118,18 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.Float, nullable=True),
     sa.Column("last_used_at", sa.Float, nullable=True),
 )
+
+
+def fitted(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with text cut to its column's length: senders choose these strings, and
+    PostgreSQL refuses a longer one where SQLite would store it. Keys are never cut (two
+    ids must not become one): a key too long is the database's error."""
+    fitted_values = dict(values)
+    for name, value in values.items():
+        column = table.c.get(name)
+        if column is None or column.primary_key or column.unique or not isinstance(value, str):
+            continue
+        length = getattr(column.type, "length", None)
+        if length is not None and len(value) > length:
+            fitted_values[name] = value[:length]
+    return fitted_values

@@ -17,6 +17,8 @@ import pytest
 from service.runtime import serve
 from service.settings import Settings
 from service.simulators.lab import VENDORS, Lab
+from service.store import Database
+from service.store.eventlog import EventQuery
 from service.worker.registry import Registry
 from tests.conftest import AMQP_URL, delete_topology
 from tests.waiting import eventually
@@ -113,6 +115,16 @@ async def drained(settings: Settings) -> bool:
         channel = await connection.channel()
         queue = await channel.declare_queue(settings.amqp.queue, passive=True)
         return queue.declaration_result.message_count == 0
+
+
+async def logged_statuses(settings: Settings, subject: str) -> list[str]:
+    """The event log's status of each event about `subject` (a Fact Sheet id), newest first."""
+    database = Database(settings.store.url)
+    try:
+        found, _ = await database.events.search(EventQuery(subject=subject))
+        return [event.status for event in found]
+    finally:
+        await database.close()
 
 
 def received_inputs(lab: Lab, vendor: str) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from service.simulators.lab import VENDORS, Lab
-from tests.e2e.conftest import Service, drained, eventually, received_inputs
+from service.simulators.leanix import DEFAULT_USER_ID
+from tests.e2e.conftest import Service, drained, eventually, logged_statuses, received_inputs
 
 pytestmark = pytest.mark.e2e
 
@@ -227,6 +228,28 @@ async def test_an_out_of_order_event_is_dropped(lab: Lab, service_factory: Start
     assert late == 202
     await eventually(lambda: drained(service.settings), what="the late event handled")
     assert len(received_inputs(lab, "leapwork")) == 1
+
+
+async def test_our_own_event_is_recognised_before_we_ever_wrote_back(
+    lab: Lab, service_factory: Start
+) -> None:
+    """A worker that just started knows our technical user only from a LeanIX token: it
+    fetches one first, waiting while LeanIX is down, rather than act on our own change."""
+    lab.leanix.faults.retry_after_s = 0
+    lab.leanix.faults.fail(503, times=3)  # down as the worker starts
+    service = await service_factory([lab.rule("robocorp")])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Archive")
+    ours = lab.leanix.event(fact_sheet, user_id=DEFAULT_USER_ID)  # our write-back's echo
+
+    url = f"{lab.service_url}/webhooks/leanix"
+    assert await lab.leanix._post(url, "Bearer lab-leanix-webhook-credential", ours) == 202
+
+    async def handled() -> bool:
+        return await logged_statuses(service.settings, fact_sheet) == ["handled"]
+
+    await eventually(handled, what="the event handled, after LeanIX came back")
+    assert received_inputs(lab, "robocorp") == []
+    assert lab.leanix.issued  # it did fetch a token, once LeanIX answered
 
 
 async def test_a_created_event_delivered_after_a_newer_update_still_starts_its_run(

@@ -21,6 +21,7 @@ from service.store import Database
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
 from tests.integration.conftest import Inspector
+from tests.waiting import poll_interval
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +90,31 @@ async def test_filters(settings: Settings, dead_letters: dict[str, int]) -> None
     future = datetime.now(UTC) + timedelta(hours=1)
     assert "0 dead letter(s)" in await command(settings, "list", Filters(since=future))
     assert "3 dead letter(s)" in await command(settings, "list", Filters(since=parse_since("1h")))
+
+
+async def test_a_message_the_broker_dead_lettered_lists_and_replays_its_handlers(
+    settings: Settings, broker: Broker, inspector: Inspector
+) -> None:
+    """The worker rejects a message when it cannot publish its retry copy: the broker
+    dead-letters it without our headers, so its time and handlers come from elsewhere."""
+    headers = {"x-bridge-attempt": 2, "x-bridge-handlers": ["picky"]}  # a retry copy
+    await broker.publish(body("b-1", "uipath.job.faulted"), routing_key="uipath.job.faulted",
+                         message_id="b-1", timeout_s=5, headers=headers)  # fmt: skip
+    channel = await inspector.connection.channel()
+    queue = await channel.declare_queue(settings.amqp.queue, passive=True)
+    async with asyncio.timeout(10):
+        while (message := await queue.get(fail=False)) is None:
+            await poll_interval()
+    await message.reject(requeue=False)
+    await inspector.wait_count(settings.amqp.dead_letter_queue, 1)
+
+    listed = await command(settings, "list", Filters(since=parse_since("1h")))
+    assert "1 dead letter(s) match" in listed
+    assert "rejected" in listed  # the broker's reason, from x-death
+    assert "replayed 1 dead letter(s)" in await command(settings, "replay", Filters())
+    replayed = await inspector.get(settings.amqp.queue)
+    assert replayed.headers is not None
+    assert list(replayed.headers["x-bridge-handlers"]) == ["picky"]  # type: ignore[arg-type]
 
 
 async def test_replay_goes_through_the_normal_path_with_the_original_id(

@@ -37,6 +37,19 @@ async def test_record_and_get_with_attempts(database: Database) -> None:
     assert await log.get("nope") is None
 
 
+async def test_text_a_sender_chose_is_cut_to_fit_its_column(database: Database) -> None:
+    too_long = {"type": "x." * 150, "source": "s" * 400, "subject": "f" * 250,
+                "time": "2026-11-22T10:00:00" + "0" * 60}  # fmt: skip
+    long = LoggedEvent(**{**vars(event(7)), **too_long})
+    await database.events.record(long, [], None)
+    found = await database.events.get("e-007")
+    assert found is not None
+    head, _ = found
+    assert (len(head.type), len(head.source), len(head.subject or ""), len(head.time or "")) == (
+        200, 300, 200, 50,
+    )  # fmt: skip
+
+
 async def test_search_filters_and_pages(database: Database) -> None:
     log = database.events
     for n in range(7):

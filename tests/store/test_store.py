@@ -93,6 +93,14 @@ async def test_a_run_completed_before_its_start_was_recorded_stays_completed(
     assert await database.runs.due(now=10.0) == []  # never polled again
 
 
+async def test_a_long_vendor_state_is_cut_to_fit(database: Database) -> None:
+    run, _ = await begin(database)
+    state = RunState("leapwork", "r-1", "failed", "Failed: " + "x" * 200)
+    assert await database.runs.complete(run, state, event_id="callback") is not None
+    after = await database.runs.by_id(run.id)
+    assert after is not None and after.vendor_state == state.vendor_state[:50]
+
+
 async def test_a_due_run_is_claimed_by_one_poller(database: Database) -> None:
     await begin(database)
     await database.runs.started("c-1", RunState("uipath", "7", "running"), 5.0)
