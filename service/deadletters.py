@@ -96,15 +96,21 @@ class DeadLetter:
     def summary(self) -> dict[str, Any]:
         headers = self.headers
         dead_at = self.dead_at
-        reason = None if headers.get("x-bridge-error") else _death_reason(headers)
+        error = headers.get("x-bridge-error") or headers.get(policy.LAST_ERROR)
         return {
             "id": self.id,
             "type": self.type,
             "attempts": headers.get("x-bridge-attempts"),
             "dead_lettered_at": dead_at.isoformat() if dead_at else None,
             "failed_handlers": self.failed_handlers,
-            "error": headers.get("x-bridge-error") or reason,
+            "error": error or _death_reason(headers),
         }
+
+
+def _bookkeeping(header: str) -> bool:
+    return header.startswith(("x-bridge-", "x-first-death-", "x-last-death-")) or (
+        header == "x-death"
+    )
 
 
 def _death_reason(headers: dict[str, Any]) -> str | None:
@@ -156,7 +162,9 @@ class DeadLetterQueue:
 
     async def replay(self, letter: DeadLetter) -> None:
         """Publish the event back to the events exchange, then take it off this queue."""
-        headers = {k: v for k, v in letter.headers.items() if not str(k).startswith("x-bridge-")}
+        # A fresh start: without our bookkeeping, and without the broker's death records
+        # (which keep the first death's time, so a second death would look old).
+        headers = {k: v for k, v in letter.headers.items() if not _bookkeeping(str(k))}
         failed = letter.failed_handlers
         if failed and str(letter.headers.get("x-bridge-error", "")).startswith("not a CloudEvent"):
             failed = []

@@ -21,6 +21,7 @@ async def on_leanix_event(event: CloudEvent, context: Context) -> None:
     sheet = starter.fact_sheet_of(event)
     if not any(rule.matches(event.type, sheet) for rule in resources.rules):
         return
+    await starter.finish_interrupted(event, sheet, resources, context.log)
     reason = await guards.skip_reason(event, (sheet or {}).get("id"), resources)
     if reason:
         context.log.info("event.ignored", reason=reason)

@@ -90,6 +90,24 @@ async def start_run(rule: Rule, event: CloudEvent, sheet: Mapping[str, Any] | No
         await finish(run, state, _sync(cid), resources, log)
 
 
+async def finish_interrupted(
+    event: CloudEvent, sheet: Mapping[str, Any] | None, resources: Resources, log: Any
+) -> None:
+    """Write back the runs of this event that answered their start with an outcome, when
+    that write-back failed: this delivery is the event's retry. Done before any guard, as
+    a newer event handled meanwhile must not leave the outcome unwritten."""
+    from service.automation.completion import write_back_once
+
+    for rule in resources.rules:
+        if rule.dry_run or not rule.matches(event.type, sheet):
+            continue
+        cid = correlation_id(event.id, rule.name)
+        run = await resources.database.runs.by_correlation(cid)
+        if run is not None and run.status == "completed" and run.completed_by == _sync(cid):
+            log.info("run.write_back_resumed", run_id=run.run_id, rule=rule.name)
+            await write_back_once(run, resources, log)
+
+
 def _sync(cid: str) -> str:
     """What completes a run whose start answered with its outcome (completed_by)."""
     return f"sync:{cid}"
@@ -97,13 +115,6 @@ def _sync(cid: str) -> str:
 
 async def _ours(run: Run, resources: Resources, log: Any) -> bool:
     """Whether this delivery may start a run recorded by an earlier one."""
-    if run.status == "completed" and run.completed_by == _sync(run.correlation_id):
-        # It answered with its outcome, and the write-back failed: this retry finishes it.
-        from service.automation.completion import write_back_once
-
-        log.info("run.write_back_resumed", run_id=run.run_id)
-        await write_back_once(run, resources, log)
-        return False
     if run.status != "starting":
         log.info("run.already_started", run_id=run.run_id, status=run.status)
         return False

@@ -8,8 +8,11 @@ queue, as the broker never answers an ack anyway: an ack lost with the connectio
 the message comes again, which redelivery handling already covers.
 
 An ack is refused (ChannelInvalidStateError, as aiormq's basic_ack does) when its channel
-has closed: its deliveries come again, and its number may already belong to a new channel,
-whose tags must not be acked by mistake. The check is made when the frame is queued.
+has closed or is closing: its deliveries come again, an ack after the broker closed the
+channel would close the whole connection, and the number may already belong to a new
+channel, whose tags must not be acked by mistake. The check is made when the frame is
+queued; a full write queue is waited on only until the channel closes. Like the publish
+pipeline, this leans on aiormq internals (pinned in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections import defaultdict
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.abc import ChannelFrame
+from aiormq.exceptions import ChannelInvalidStateError
 
 from service.bus import frames
 
@@ -48,28 +52,63 @@ class Acks:
                 queued, self._queued = self._queued, defaultdict(list)
                 for channel, acks in queued.items():
                     await _write(channel, acks)
+        except asyncio.CancelledError:  # the loop is shutting down: nothing will be written
+            for acks in self._queued.values():
+                _fail(acks, ChannelInvalidStateError("the ack was cancelled"))
+            self._queued.clear()
+            raise
         finally:
             self._writer = None
 
 
 async def _write(channel: aiormq.Channel, acks: list[tuple[int, asyncio.Future[None]]]) -> None:
+    """Hand one frame with these acks to the connection's writer, unless the channel closed."""
     waiting = [(tag, done) for tag, done in acks if not done.done()]
+    if not waiting:
+        return
     try:
-        if channel.is_closed:
-            raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+        if _closing(channel):
+            raise ChannelInvalidStateError(f"{channel!r} closed")
         payload = b"".join(frames.ack(channel.number, tag) for tag, _ in waiting)
-        await channel.write_queue.put(ChannelFrame(payload, should_close=False))
+        await _put(channel, ChannelFrame(payload, should_close=False))
     except asyncio.CancelledError:
-        _fail(waiting, aiormq.exceptions.ChannelInvalidStateError("the ack was cancelled"))
+        _fail(waiting, ChannelInvalidStateError("the ack was cancelled"))
         raise
     except Exception as exc:
         _fail(waiting, exc)
         return
     for _, done in waiting:
-        done.set_result(None)
+        if not done.done():  # its waiter may have been cancelled meanwhile
+            done.set_result(None)
 
 
-def _fail(waiting: list[tuple[int, asyncio.Future[None]]], exc: Exception) -> None:
-    for _, done in waiting:
+async def _put(channel: aiormq.Channel, frame: ChannelFrame) -> None:
+    """Queue `frame` for the writer; when the queue is full, wait for room or for the
+    channel to close, whichever comes first (a dead connection's queue never drains)."""
+    try:
+        channel.write_queue.put_nowait(frame)
+        return
+    except asyncio.QueueFull:
+        pass
+    put = asyncio.ensure_future(channel.write_queue.put(frame))
+    closed = channel._closing  # aiormq's future of the channel's end (Base.is_closed)
+    try:
+        await asyncio.wait({put, closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not put.done():
+            put.cancel()
+    if not put.done() or put.cancelled():
+        raise ChannelInvalidStateError(f"{channel!r} closed before its acks were written")
+
+
+def _closing(channel: aiormq.Channel) -> bool:
+    """Closed, or closing: the check aiormq's own basic_ack makes. Once the broker closed
+    the channel, aiormq has queued Close-Ok, and an ack after it closes the connection."""
+    close_event = getattr(channel, "_Channel__close_event", None)
+    return channel.is_closed or (close_event is not None and close_event.is_set())
+
+
+def _fail(acks: list[tuple[int, asyncio.Future[None]]], exc: Exception) -> None:
+    for _, done in acks:
         if not done.done():
             done.set_exception(exc)

@@ -97,7 +97,7 @@ class Broker:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             topology = await declare(channel, self.settings)
         except BaseException:
-            await connection.close()
+            await asyncio.shield(connection.close())  # closed even if we are being cancelled
             raise
         self.connection, self._channel, self.topology = connection, channel, topology
 

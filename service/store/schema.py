@@ -125,11 +125,24 @@ def fitted(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
     PostgreSQL refuses a longer one where SQLite would store it. Keys are never cut (two
     ids must not become one): a key too long is the database's error."""
     fitted_values = dict(values)
+    keys = _key_columns(table)
     for name, value in values.items():
         column = table.c.get(name)
-        if column is None or column.primary_key or column.unique or not isinstance(value, str):
+        if column is None or name in keys or not isinstance(value, str):
             continue
         length = getattr(column.type, "length", None)
         if length is not None and len(value) > length:
             fitted_values[name] = value[:length]
     return fitted_values
+
+
+def _key_columns(table: sa.Table) -> set[str]:
+    """The columns of the primary key and of every unique constraint or index."""
+    keys = {c.name for c in table.primary_key.columns} | {c.name for c in table.c if c.unique}
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            keys |= {c.name for c in constraint.columns}
+    for index in table.indexes:
+        if index.unique:
+            keys |= {c.name for c in index.columns}
+    return keys

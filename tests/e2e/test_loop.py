@@ -174,6 +174,27 @@ async def test_a_synchronous_outcome_whose_write_back_failed_is_written_back_on_
     assert len(comments(lab, fact_sheet)) == 1
 
 
+async def test_a_synchronous_outcome_is_written_back_even_after_a_newer_event(
+    lab: Lab, service_factory: Start
+) -> None:
+    """The retry of event A finishes A's write-back although a newer event B of the same
+    type was handled meanwhile (the ordering guard would skip A's retry)."""
+    rule = lab.rule("workato")
+    rule["start"] = {**rule["start"], "target": {"endpoint_url": lab.workato.add_endpoint(
+        "onboard-now", mode="sync")}}  # fmt: skip
+    await service_factory([rule], worker={"retry_delays_s": [0.5, 1.0, 2.0, 4.0]})
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Procurement")
+    lab.leanix.faults.fail(503, times=10**6)  # LeanIX down for every write-back...
+
+    assert await lab.change(fact_sheet) == 202  # A
+    await eventually(lambda: len(received_inputs(lab, "workato")) == 1, what="A's run")
+    assert await lab.change(fact_sheet) == 202  # B, newer
+    await eventually(lambda: len(received_inputs(lab, "workato")) == 2, what="B's run")
+    lab.leanix.faults.reset()  # ...until both runs had answered
+
+    await eventually(lambda: len(comments(lab, fact_sheet)) == 2, what="both written back")
+
+
 async def test_several_workers_poll_and_write_back_a_run_once(
     lab: Lab, service_factory: Start, make_service: Callable[..., Service]
 ) -> None:

@@ -80,3 +80,26 @@ async def test_an_ack_on_a_closed_channel_is_refused_and_the_message_comes_again
     with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
         await Acks().ack(message)
     await inspector.wait_count(settings.amqp.queue, 1)  # back in the queue, not acked
+
+
+async def test_an_ack_on_a_channel_the_broker_is_closing_is_refused_and_the_connection_lives(
+    broker: Broker, settings: Settings, inspector: Inspector
+) -> None:
+    await publish(broker, 1)
+    channel = await inspector.connection.channel()
+    queue = await channel.declare_queue(settings.amqp.queue, passive=True)
+    async with asyncio.timeout(10):
+        while (message := await queue.get(fail=False)) is None:
+            await poll_interval()
+    underlay = await channel.get_underlay_channel()
+    await underlay.basic_ack(10**9, wait=True)  # an unknown tag: the broker closes the channel
+    close_event = underlay._Channel__close_event  # type: ignore[attr-defined]
+    async with asyncio.timeout(10):
+        while not close_event.is_set():
+            await asyncio.sleep(0)  # the reader saw Channel.Close: this turn, not a later one
+
+    with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
+        await Acks().ack(message)
+    other = await inspector.connection.channel()  # the connection itself is still open
+    assert (await other.declare_queue(settings.amqp.queue, passive=True)).name
+    await inspector.wait_count(settings.amqp.queue, 1)

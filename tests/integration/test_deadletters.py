@@ -115,6 +115,7 @@ async def test_a_message_the_broker_dead_lettered_lists_and_replays_its_handlers
     replayed = await inspector.get(settings.amqp.queue)
     assert replayed.headers is not None
     assert list(replayed.headers["x-bridge-handlers"]) == ["picky"]  # type: ignore[arg-type]
+    assert "x-death" not in replayed.headers  # a fresh start: its next death is dated anew
 
 
 async def test_replay_goes_through_the_normal_path_with_the_original_id(
