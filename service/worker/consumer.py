@@ -143,7 +143,8 @@ class Consumer:
         attempt: int,
     ) -> list[Ran]:
         ran = []
-        redelivered = bool(message.redelivered) or attempt > 1
+        headers = message.headers or {}
+        redelivered = bool(message.redelivered) or attempt > 1 or bool(headers.get(policy.WAITED))
         for registration in handlers:
             bound = log.bind(handler=registration.name)
             context = Context(self.settings, bound, redelivered, attempt, self.resources)
@@ -163,7 +164,10 @@ class Consumer:
         try:
             if await self._done_before(event, registration):
                 return None, True
-        except Exception as exc:  # busy elsewhere, or the store is down: later
+        except _Busy:  # running elsewhere, or its worker died: once the claim can lapse
+            lease = self.settings.worker.handler_timeout_s
+            return policy.busy(registration.name, lease, delays), False
+        except Exception as exc:  # the store is down: later
             return policy.failure(registration.name, RetryLater(str(exc)), delays), False
         try:
             async with asyncio.timeout(self.settings.worker.handler_timeout_s):
@@ -181,7 +185,7 @@ class Consumer:
         lease = self.settings.worker.handler_timeout_s
         claim = await self.resources.database.handled.claim(event.id, registration.name, lease)
         if claim == "busy":
-            raise RetryLater("another delivery of this event is being handled right now")
+            raise _Busy
         if claim == "done":
             log.info("handler.already_done", handler=registration.name)
         return claim == "done"
@@ -212,8 +216,8 @@ class Consumer:
         attempt = _attempt(message)
         retries, permanent = policy.plan(failures, attempt)
         try:
-            for delay, failed in retries.items():  # one copy per delay, with its handlers
-                await self._retry(message, failed, attempt, delay)
+            for (delay, counts), failed in retries.items():  # a copy per delay: its handlers
+                await self._retry(message, failed, attempt if counts else attempt - 1, delay)
             if permanent:
                 await self._dead_letter(message, routing_key, permanent, attempt)
         except BrokerUnavailable as exc:
@@ -233,6 +237,8 @@ class Consumer:
             policy.HANDLERS: [f.handler for f in failed],
             policy.LAST_ERROR: failed[0].error[:1000],
         }
+        if not all(f.counts for f in failed):
+            headers[policy.WAITED] = True  # delivered before, though no attempt was used
         await self.broker.publish(
             message.body,
             exchange="",
@@ -274,6 +280,10 @@ class Consumer:
         metrics.dead_letters.inc()
         for f in failed:
             metrics.handled.labels(f.handler, "dead_letter").inc()
+
+
+class _Busy(Exception):
+    """Another delivery holds this handler's claim on the event."""
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:

@@ -9,7 +9,9 @@
 Only the handlers that failed run again; those that succeeded are not repeated. Each
 failed handler follows its own schedule: handlers whose next delays differ get a copy
 each, and a handler whose schedule is exhausted is dead-lettered while the others go on.
-Attempts are counted in our own header, never in `x-death`.
+Attempts are counted in our own header, never in `x-death`. A handler that did not run
+because another delivery holds its claim (`busy`) has not used an attempt: it is tried
+again once the claim's lease can have lapsed, with the same attempt number.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from service.errors import RetryLater, VendorUnavailable
 ATTEMPT = "x-bridge-attempt"
 HANDLERS = "x-bridge-handlers"
 LAST_ERROR = "x-bridge-last-error"
+WAITED = "x-bridge-waited"  # a copy that waited for a claim: delivered before
 JITTER = 0.2  # each wait is 80-100% of its delay: never longer than the queue's TTL
 
 
@@ -34,6 +37,7 @@ class Failure:
     retryable: bool
     retry_after_s: float | None = None
     delays_s: tuple[float, ...] = ()
+    counts: bool = True  # False: the handler did not run, the attempt is not used up
 
 
 def failure(handler: str, exc: BaseException, delays_s: tuple[float, ...]) -> Failure:
@@ -44,16 +48,29 @@ def failure(handler: str, exc: BaseException, delays_s: tuple[float, ...]) -> Fa
     return Failure(handler, text, retryable, wait, delays_s)
 
 
+def busy(handler: str, wait_s: float, delays_s: tuple[float, ...]) -> Failure:
+    """A handler another delivery is running (or ran and died in): later, not a failure."""
+    text = "another delivery of this event holds the handler's claim"
+    return Failure(handler, text, True, wait_s, delays_s, counts=False)
+
+
 def next_delay(failed: Failure, attempt: int) -> float | None:
     """The delay before attempt `attempt + 1`, or None when the schedule is exhausted."""
+    if not failed.counts:
+        return _covering(failed.delays_s, failed.retry_after_s or 0.0)
     if attempt > len(failed.delays_s):
         return None
     delay = failed.delays_s[attempt - 1]
     if failed.retry_after_s is not None and failed.retry_after_s > delay:
         # The vendor asked for a longer wait: take the first scheduled delay that covers it.
-        ordered = sorted(failed.delays_s)
-        delay = ordered[min(bisect.bisect_left(ordered, failed.retry_after_s), len(ordered) - 1)]
+        delay = _covering(failed.delays_s, failed.retry_after_s)
     return delay
+
+
+def _covering(delays_s: tuple[float, ...], wait_s: float) -> float:
+    """The shortest scheduled delay of at least `wait_s`, else the longest."""
+    ordered = sorted(delays_s)
+    return ordered[min(bisect.bisect_left(ordered, wait_s), len(ordered) - 1)]
 
 
 def jittered(delay_s: float) -> float:
@@ -63,15 +80,16 @@ def jittered(delay_s: float) -> float:
 
 def plan(
     failures: Sequence[Failure], attempt: int
-) -> tuple[dict[float, list[Failure]], list[Failure]]:
-    """What to do after attempt `attempt`: {delay: the failures to retry after it}, and
-    the failures to dead-letter (permanent, or their own schedule exhausted)."""
-    retries: dict[float, list[Failure]] = {}
+) -> tuple[dict[tuple[float, bool], list[Failure]], list[Failure]]:
+    """What to do after attempt `attempt`: {(delay, counts): the failures to retry after
+    it}, and the failures to dead-letter (permanent, or their own schedule exhausted).
+    `counts` False: the copy keeps the attempt number (its handlers did not run)."""
+    retries: dict[tuple[float, bool], list[Failure]] = {}
     permanent: list[Failure] = []
     for failed in failures:
         delay = next_delay(failed, attempt) if failed.retryable else None
         if delay is None:
             permanent.append(failed)
         else:
-            retries.setdefault(delay, []).append(failed)
+            retries.setdefault((delay, failed.counts), []).append(failed)
     return retries, permanent

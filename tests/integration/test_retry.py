@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import orjson
 import pytest
 
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
 from service.errors import RetryLater, VendorUnavailable
+from service.resources import Resources
 from service.settings import Settings
+from service.store import Database
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
 from tests.integration.conftest import Inspector
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +187,29 @@ async def test_a_permanent_failure_is_not_retried(
     dead = await inspector.get(inspector.settings.amqp.dead_letter_queue)
     assert calls == 1
     assert dead.headers["x-bridge-attempts"] == 1
+
+
+async def test_a_claim_left_by_a_dead_worker_is_waited_out_not_dead_lettered(
+    settings: Settings, broker: Broker, inspector: Inspector, database: Database
+) -> None:
+    """A worker claimed the handler's work on this event and died: the claim lapses after
+    the handler timeout (0.5 s here), longer than the handler's own schedule (0.05 s).
+    Waiting for it uses no attempts, so the handler runs instead of being dead-lettered."""
+    effects: list[int] = []
+    registry = Registry()
+
+    @registry.handler("#", name="effect", idempotent=True, retry_delays_s=[0.05])
+    async def effect(event: CloudEvent, context: Context) -> None:
+        effects.append(context.attempt)
+
+    assert await database.handled.claim("dead-1", "effect", lease_s=0.5) == "claimed"
+    async with aiohttp.ClientSession() as session:
+        consumer = Consumer(
+            settings, broker, registry, Resources(settings, broker, database, session)
+        )
+        await consumer.start()
+        await publish(broker, "dead-1")
+        await eventually(lambda: effects, what="the handler ran once the claim lapsed")
+        await consumer.stop(5)
+    assert effects == [1]  # waiting did not count as an attempt
+    assert await inspector.count(inspector.settings.amqp.dead_letter_queue) == 0

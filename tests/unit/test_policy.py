@@ -62,10 +62,20 @@ def test_each_failed_handler_follows_its_own_schedule() -> None:
 
     retries, permanent = policy.plan([short, default, other, broken], attempt=2)
 
-    assert retries == {30.0: [default], 60.0: [other]}  # a copy per delay, its handlers
+    assert retries == {(30.0, True): [default], (60.0, True): [other]}  # a copy per delay
     assert permanent == [short, broken]  # short's schedule is spent; broken is a bug
 
 
 def test_nothing_to_retry_when_every_schedule_is_spent() -> None:
     failed = policy.failure("h", RetryLater("x"), DELAYS)
     assert policy.plan([failed], attempt=len(DELAYS) + 1) == ({}, [failed])
+
+
+def test_a_busy_handler_waits_for_the_lease_without_using_an_attempt() -> None:
+    waiting = policy.busy("h", 300.0, (1.0, 2.0))
+    spent = policy.busy("h", 1.5, DELAYS)
+
+    retries, permanent = policy.plan([waiting, spent], attempt=9)  # past every schedule
+
+    assert retries == {(2.0, False): [waiting], (5.0, False): [spent]}  # the longest, or covers
+    assert permanent == []
