@@ -15,7 +15,7 @@ import asyncio
 
 import aiormq
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from service.bus.acks import Acks
 from service.bus.broker import Broker
@@ -32,6 +32,15 @@ async def publish(broker: Broker, count: int) -> None:
         *(broker.publish(b"{}", routing_key="a", message_id=f"m-{n}", timeout_s=10)
           for n in range(count))
     )  # fmt: skip
+
+
+async def take_one(channel: AbstractChannel, queue_name: str) -> AbstractIncomingMessage:
+    """One message from the queue, not acked, polling within a deadline."""
+    queue = await channel.declare_queue(queue_name, passive=True)
+    async with asyncio.timeout(10):
+        while (message := await queue.get(fail=False)) is None:
+            await poll_interval()
+    return message
 
 
 async def test_every_message_acked_in_batches_is_settled_by_the_broker(
@@ -71,10 +80,7 @@ async def test_an_ack_on_a_closed_channel_is_refused_and_the_message_comes_again
 ) -> None:
     await publish(broker, 1)
     channel = await inspector.connection.channel()
-    queue = await channel.declare_queue(settings.amqp.queue, passive=True)
-    async with asyncio.timeout(10):
-        while (message := await queue.get(fail=False)) is None:
-            await poll_interval()
+    message = await take_one(channel, settings.amqp.queue)
     await channel.close()
 
     with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
@@ -87,10 +93,7 @@ async def test_an_ack_on_a_channel_the_broker_is_closing_is_refused_and_the_conn
 ) -> None:
     await publish(broker, 1)
     channel = await inspector.connection.channel()
-    queue = await channel.declare_queue(settings.amqp.queue, passive=True)
-    async with asyncio.timeout(10):
-        while (message := await queue.get(fail=False)) is None:
-            await poll_interval()
+    message = await take_one(channel, settings.amqp.queue)
     underlay = await channel.get_underlay_channel()
     await underlay.basic_ack(10**9, wait=True)  # an unknown tag: the broker closes the channel
     close_event = underlay._Channel__close_event  # type: ignore[attr-defined]

@@ -13,12 +13,24 @@ from service.bus import frames
 from service.bus.acks import Acks
 
 
+class WatchedQueue(asyncio.Queue[Any]):
+    """A write queue that tells when a writer started waiting in put()."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.waiting = asyncio.Event()
+
+    async def put(self, item: Any) -> None:
+        self.waiting.set()
+        await super().put(item)
+
+
 @dataclass(eq=False)
 class FakeChannel:
     """What Acks uses of an aiormq channel: number, write_queue, is_closed, _closing."""
 
     number: int = 1
-    write_queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(maxsize=1))
+    write_queue: WatchedQueue = field(default_factory=lambda: WatchedQueue(maxsize=1))
     _closing: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -47,7 +59,8 @@ async def test_a_full_queue_of_a_channel_that_closes_fails_its_acks_and_frees_th
     acks, stuck, fresh = Acks(), FakeChannel(1), FakeChannel(2)
     stuck.write_queue.put_nowait("a frame its dead writer will never take")
     lost = acks.ack(FakeMessage(stuck, 1))  # type: ignore[arg-type]
-    await asyncio.sleep(0)  # the writer now waits for room in the full queue
+    async with asyncio.timeout(5):
+        await stuck.write_queue.waiting.wait()  # the writer waits for room in the full queue
     stuck._closing.set_result(None)  # the connection died
 
     with pytest.raises(ChannelInvalidStateError):
