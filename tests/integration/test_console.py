@@ -133,6 +133,13 @@ class Page:
     async def text(self, element_id: str) -> str:
         return str(await self.evaluate(f"document.getElementById({_js(element_id)}).textContent"))
 
+    async def wait_text(self, element_id: str, *parts: str, timeout_s: float = 10.0) -> str:
+        """Wait until the element's text holds every one of `parts` (panels load on their
+        own); return the text."""
+        text = f"document.getElementById({_js(element_id)}).textContent"
+        await self.wait_for(" && ".join(f"{text}.includes({_js(p)})" for p in parts), timeout_s)
+        return await self.text(element_id)
+
     async def sign_in(self, url: str, key: str) -> None:
         await self.open(url)
         await self.type("#key", key)
@@ -299,8 +306,7 @@ async def test_console_shows_events_runs_dead_letters_and_replays(
     run = (await page.rows("runs"))[0]
     assert run[:5] == ["uipath", "run-7", "fs-1", "provision-app", "running"]
     await page.wait_rows("dead-letters", ["d-0", "d-1"])
-    status = await page.text("status")
-    assert "broker ready" in status and f"{amqp.dead_letter_queue}: 2" in status, status
+    await page.wait_text("status", "broker ready", f"{amqp.dead_letter_queue}: 2")
 
     await page.evaluate("""(() => { const select = document.getElementById('event-status');
         select.value = 'dead_lettered'; select.dispatchEvent(new Event('change')); })()""")
@@ -350,8 +356,9 @@ async def test_a_wrong_key_is_refused_and_a_missing_scope_is_named(
     await page.click("#use-key")
     await page.wait_rows("events", ["e-1"])
     await page.wait_rows("dead-letters", ["d-0"])
-    assert await page.text("runs-message") == "This key lacks scope runs:read."
-    assert await page.text("status") == "This key lacks scope status:read."
+    lacks_runs = await page.wait_text("runs-message", "lacks scope")
+    assert lacks_runs == "This key lacks scope runs:read."
+    assert await page.wait_text("status", "lacks scope") == "This key lacks scope status:read."
     await page.click('#dead-letters button[data-id="d-0"]')
     await page.wait_for("document.getElementById('dead-letters-message').textContent"
                         ".includes('lacks scope events:replay')")  # fmt: skip
