@@ -12,8 +12,10 @@ confirmed it; every other message is returned to the queue untouched when we fin
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -135,16 +137,29 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
         raise ValueError(f"not an age (30m, 2h, 1d) or an ISO 8601 time: {value[:40]!r}") from None
 
 
+_READERS: weakref.WeakKeyDictionary[Broker, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def readers_lock(broker: Broker) -> asyncio.Lock:
+    """Held while the dead-letter queue's messages are taken (read, until released): in
+    one process, a listing, a replay and a queue depth never see each other's holdings."""
+    return _READERS.setdefault(broker, asyncio.Lock())
+
+
 class DeadLetterQueue:
     """Reads the dead-letter queue on its own channel; returns what it did not take."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self._channel: AbstractChannel | None = None
+        self._lock = readers_lock(broker)
+        self._holding = False
 
     async def read(self, filters: Filters, limit: int = 10_000) -> list[DeadLetter]:
-        """Hold up to `limit` messages; return those matching `filters`."""
+        """Hold up to `limit` messages (until `release`); return those matching `filters`."""
         assert self.broker.connection is not None
+        await self._lock.acquire()
+        self._holding = True
         self._channel = channel = await self.broker.connection.channel()
         queue = await channel.get_queue(self.broker.settings.dead_letter_queue)
         held: list[DeadLetter] = []
@@ -157,8 +172,14 @@ class DeadLetterQueue:
 
     async def release(self) -> None:
         """Return every message not acked to the queue."""
-        if self._channel is not None:
-            await self._channel.close()
+        try:
+            if self._channel is not None:
+                await self._channel.close()
+        finally:
+            self._channel = None
+            if self._holding:
+                self._holding = False
+                self._lock.release()
 
     async def replay(self, letter: DeadLetter) -> None:
         """Publish the event back to the events exchange, then take it off this queue."""

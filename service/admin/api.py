@@ -26,7 +26,7 @@ from aiohttp import web
 from service.admin.auth import DATABASE, require
 from service.automation import rules as rules_module
 from service.bus.broker import Broker
-from service.deadletters import DeadLetterQueue, Filters, parse_since, replay_all
+from service.deadletters import DeadLetterQueue, Filters, parse_since, readers_lock, replay_all
 from service.errors import BrokerUnavailable, ConfigError, MalformedEvent, NotFound, Unavailable
 from service.settings import Settings
 from service.store.eventlog import EventQuery
@@ -218,7 +218,8 @@ async def _read_depths(broker: Broker) -> dict[str, int]:
     try:
         found = {}
         for name in (broker.settings.queue, broker.settings.dead_letter_queue):
-            declared = await channel.declare_queue(name, passive=True)
+            async with readers_lock(broker):  # not while a listing holds the dead letters
+                declared = await channel.declare_queue(name, passive=True)
             found[name] = declared.declaration_result.message_count or 0
         return found
     finally:

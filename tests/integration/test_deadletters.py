@@ -13,7 +13,7 @@ import pytest
 
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
-from service.deadletters import Filters, parse_since, run_command
+from service.deadletters import DeadLetterQueue, Filters, parse_since, readers_lock, run_command
 from service.errors import RejectEvent
 from service.resources import Resources
 from service.settings import Settings
@@ -21,7 +21,7 @@ from service.store import Database
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
 from tests.integration.conftest import Inspector
-from tests.waiting import poll_interval
+from tests.waiting import eventually, poll_interval
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +166,22 @@ async def test_a_replay_of_something_already_done_has_no_second_effect(
         await consumer.stop(5)
     assert effects == ["once-1"]
     assert await database.handled.is_handled("once-1", "effect")
+
+
+async def test_readers_of_the_dead_letters_take_turns_and_each_sees_them_all(
+    settings: Settings, broker: Broker, dead_letters: dict[str, int]
+) -> None:
+    """A listing holds the letters until it releases them: a second reader in the same
+    process (the console's next panel, a replay) waits for that instead of seeing none."""
+    first, second = DeadLetterQueue(broker), DeadLetterQueue(broker)
+    try:
+        assert len(await first.read(Filters())) == 3
+        waiting = asyncio.create_task(second.read(Filters()))
+        lock = readers_lock(broker)
+        await eventually(lambda: lock._waiters, what="the second reader waits its turn")
+        await first.release()
+        async with asyncio.timeout(10):
+            assert len(await waiting) == 3
+    finally:
+        await first.release()
+        await second.release()
