@@ -98,8 +98,7 @@ async def test_an_ack_on_a_channel_the_broker_is_closing_is_refused_and_the_conn
     await underlay.basic_ack(10**9, wait=True)  # an unknown tag: the broker closes the channel
     close_event = underlay._Channel__close_event  # type: ignore[attr-defined]
     async with asyncio.timeout(10):
-        while not close_event.is_set():
-            await asyncio.sleep(0)  # the reader saw Channel.Close: this turn, not a later one
+        await close_event.wait()  # the reader saw Channel.Close; the channel is not closed yet
 
     with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
         await Acks().ack(message)
