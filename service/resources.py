@@ -34,6 +34,7 @@ class RunClient(Protocol):
     """What the automation loop needs from a platform's client."""
 
     vendor: str
+    run_deadline_s: float | None  # an open run this old is timed out; None: never
 
     async def start(
         self,

@@ -11,7 +11,7 @@ from service.automation.rules import VENDORS
 from service.store.eventlog import STATUSES
 
 RUN_STATUSES = ("starting", "running", "completed", "written_back")
-RUN_OUTCOMES = ("pending", "running", "succeeded", "failed")
+RUN_OUTCOMES = ("pending", "running", "succeeded", "failed", "timed_out")
 ATTEMPT_OUTCOMES = ("ok", "retry", "dead_letter", "skipped")
 TIME_TEXT = "An ISO 8601 time (UTC when it has no offset), or an age like `30m`, `2h`, `1d`."
 

@@ -6,7 +6,8 @@ about runs due a poll (first after `poll_initial_s`, then doubling up to `poll_m
 A finished run is published as a `bridge.run.completed` event, so it completes through
 the same path, and the same exactly-once guard, as a callback. Every worker runs a
 poller; a run is claimed (its next poll moved on) before it is polled, so one worker
-polls it per round.
+polls it per round. A run still open past its platform's `run_deadline_s` (Workato: a
+recipe may never call back, and may not be pollable) completes as `timed_out`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from service.automation.completion import POLLED
 from service.clients.base import RunState
 from service.cloudevent import CloudEvent, encode
 from service.errors import BrokerUnavailable, VendorRejected, VendorUnavailable
-from service.resources import Resources
+from service.resources import Resources, RunClient
 from service.store.runs import Run
 
 log = structlog.get_logger("service.poller")
@@ -60,17 +61,23 @@ class Poller:
         lease = time.time() + self.settings.poll_max_s
         if not await self.resources.database.runs.claim_poll(run, lease):
             return
+        state = await self._status(client, run)
+        state = overdue(run, state, client.run_deadline_s) or state
+        if state is not None and state.terminal:
+            await self._publish(run, state)
+        # A state without a word of its own (Workato's, unpolled) keeps the last one.
+        await self._later(run, (state.vendor_state if state else "") or run.vendor_state or "")
+
+    async def _status(self, client: RunClient, run: Run) -> RunState | None:
+        """The run's state as the vendor tells it; None if it could not be asked."""
+        assert run.run_id is not None
         try:
-            state = await client.status(run.run_id, run.target)
+            return await client.status(run.run_id, run.target)
         except (VendorUnavailable, VendorRejected) as exc:
             log.warning(
                 "poller.status_failed", run_id=run.run_id, vendor=run.vendor, error=str(exc)
             )
-            await self._later(run, run.vendor_state or "")
-            return
-        if state.terminal:
-            await self._publish(run, state)
-        await self._later(run, state.vendor_state)
+            return None
 
     async def _later(self, run: Run, vendor_state: str) -> None:
         wait = min(self.settings.poll_max_s, self.settings.poll_initial_s * 2**run.poll_count)
@@ -97,3 +104,19 @@ class Poller:
             log.warning("poller.publish_failed", run_id=run.run_id, error=str(exc))
             return
         log.info("run.polled_complete", run_id=run.run_id, vendor=run.vendor, status=state.status)
+
+
+def overdue(run: Run, state: RunState | None, deadline_s: float | None) -> RunState | None:
+    """A timed-out state for an open run older than its platform's deadline, else None."""
+    if deadline_s is None or (state is not None and state.terminal):
+        return None
+    age = time.time() - run.started_at
+    if age < deadline_s:
+        return None
+    if state is None:
+        last = "the platform could not be asked"
+    else:
+        last = state.detail or f"still {state.vendor_state or state.status}"
+    detail = f"no completion {age:.0f} s after the start (deadline {deadline_s:g} s); last: {last}"
+    vendor_state = (state.vendor_state if state is not None else "") or run.vendor_state or ""
+    return RunState(run.vendor, run.run_id or "", "timed_out", vendor_state, detail=detail)

@@ -32,6 +32,7 @@ def run_context(run: Run, rule: Rule | None) -> dict[str, Any]:
         "run": {
             "vendor": run.vendor, "id": run.run_id, "correlation_id": run.correlation_id,
             "outcome": run.outcome, "succeeded": run.outcome == "succeeded",
+            "timed_out": run.outcome == "timed_out",
             "vendor_state": run.vendor_state, "outputs": dict(run.outputs), "detail": run.detail,
             "url": run.run_url, "inputs": dict(run.inputs),
         },
@@ -76,6 +77,7 @@ async def write_back(run: Run, rule: Rule | None, resources: Resources, log: Any
 
 
 def _outcome(run: Run, rule: Rule | None) -> Outcome:
+    # Failed and timed-out runs alike: whatever did not succeed gets on_failure.
     if rule is None:
         return Outcome()
     return rule.write_back.on_success if run.outcome == "succeeded" else rule.write_back.on_failure

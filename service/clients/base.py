@@ -25,8 +25,9 @@ from yarl import URL
 from service import metrics
 from service.errors import VendorRejected, VendorUnavailable
 
-RunStatus = Literal["pending", "running", "succeeded", "failed"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+# timed_out: no completion came within the platform's deadline (written back as a failure).
+RunStatus = Literal["pending", "running", "succeeded", "failed", "timed_out"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "timed_out"})
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,11 @@ class RunnerApi(HttpApi):
     """A platform client that starts runs. `find` answers None: "cannot tell".
 
     A platform that can look a run up by our correlation id overrides `find`, so a start
-    whose answer was lost is found instead of repeated.
+    whose answer was lost is found instead of repeated. A platform whose runs may never
+    report their end sets `run_deadline_s`: the poller then times such a run out.
     """
+
+    run_deadline_s: float | None = None
 
     async def find(self, target: Mapping[str, Any], correlation_id: str) -> RunState | None:
         return None
