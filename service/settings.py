@@ -136,6 +136,12 @@ class UipathApi:
 class WorkatoApi:
     api_token: str = field(default="", repr=False)
     timeout_s: float = 60.0
+    # The Developer API (an API client's token), to poll a rule's recipe for its jobs;
+    # per data centre: https://app.eu.workato.com/api, https://app.jp.workato.com/api, ...
+    developer_api_url: str = "https://www.workato.com/api"
+    developer_api_token: str = field(default="", repr=False)
+    # A run not completed this long after its start is written back as timed out.
+    run_deadline_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -235,6 +241,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "UIPATH_CLIENT_SECRET": "clients.uipath.client_secret",
     "UIPATH_FOLDER_ID": "clients.uipath.folder_id",
     "WORKATO_API_TOKEN": "clients.workato.api_token",
+    "WORKATO_DEVELOPER_API_URL": "clients.workato.developer_api_url",
+    "WORKATO_DEVELOPER_API_TOKEN": "clients.workato.developer_api_token",
 }
 
 
@@ -421,9 +429,17 @@ def _validate(s: Settings) -> None:
     for name in ("leanix", "leapwork", "robocorp", "uipath", "workato"):
         timeout = getattr(s.clients, name).timeout_s
         _require(timeout > 0, f"clients.{name}.timeout_s", "must be positive")
+    _validate_workato(s.clients.workato)
     for name in ("leapwork", "workato"):
         for secret in getattr(s.sources, name).secrets:
             _check_whsec(secret, f"sources.{name}.secrets")
+
+
+def _validate_workato(workato: WorkatoApi) -> None:
+    url = workato.developer_api_url
+    key = "clients.workato.developer_api_url"
+    _require(url.startswith(("http://", "https://")), key, "an http(s) URL")
+    _require(workato.run_deadline_s > 0, "clients.workato.run_deadline_s", "must be positive")
 
 
 def _check_whsec(secret: str, key: str) -> None:

@@ -177,7 +177,18 @@ def _target(value: Any, vendor: str, key: str) -> dict[str, Any]:
     for needed in VENDORS[vendor]:
         if not target.get(needed):
             raise ConfigError(f"{key}.{needed}", f"required to start a {vendor} run")
+    if vendor == "workato" and "recipe_id" in target:
+        _recipe_id(target["recipe_id"], f"{key}.recipe_id")
     return target
+
+
+def _recipe_id(value: Any, key: str) -> None:
+    """A Workato recipe id (the recipe whose jobs are polled): a positive integer."""
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.isdigit():
+        number = int(value)
+    if number is None or number <= 0:
+        raise ConfigError(key, "must be a Workato recipe id (a positive integer)")
 
 
 def _conditions(when: Mapping[str, Any], key: str) -> Conditions:

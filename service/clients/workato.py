@@ -1,13 +1,19 @@
-"""Workato: run a recipe by calling its API Platform endpoint.
+"""Workato: run a recipe by calling its API Platform endpoint; learn its end by callback,
+by polling its recipe function's jobs, or by its deadline.
 
 "Starting" a recipe in the Developer API only switches its trigger on, so a run is one
-call to the recipe's endpoint (vendors.md §4). A short recipe answers with its result;
-a long one answers at once and posts our documented callback when it ends. Workato
-offers nothing to poll for that call, so `status()` never asks Workato.
+call to an API recipe's endpoint (vendors.md §4). Its "Respond to API request" action
+ends its job: a short recipe does the work and answers the result; a long one first
+calls a recipe function asynchronously (handing on our correlationId and callback), and
+answers "accepted". The function does the work and posts our callback. Completion then
+comes from that callback or, when the rule names the function's `recipe_id` and a
+Developer API token is configured, from its job, found by our correlation id
+(workato_jobs.py). A run neither reports is timed out after `run_deadline_s`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +22,7 @@ import aiohttp
 import orjson
 
 from service.clients.base import Response, RunnerApi, RunState, RunStatus
+from service.clients.workato_jobs import WorkatoJobs, job_run_state
 from service.errors import VendorRejected
 from service.settings import WorkatoApi
 
@@ -30,19 +37,24 @@ SYNC_STATUSES: Mapping[str, RunStatus] = {
 }
 
 # API Platform statuses with a meaning of their own (vendors.md §4 "API Platform", Errors).
-# 429 and 502/503/504 keep the base mapping: VendorUnavailable, retry later.
+# 429 and 5xx keep the base mapping: VendorUnavailable, retry later.
 REJECTIONS: Mapping[int, str] = {
     401: "the API-TOKEN was refused (missing, wrong, or its client is disabled)",
     404: "wrong endpoint URL, or the recipe is not running (or its collection/client is disabled)",
-    # Workato documents 500 as missing or invalid parameters, not as an outage: retrying
-    # the same body cannot succeed.
-    500: "the endpoint refused the request's parameters (missing or invalid)",
 }
+# Workato's 2020 docs give 500 for missing or invalid parameters, but a 500 is also what
+# a real server fault answers; only a body that says so makes it permanent [U: its body
+# is not specified, so its words are looked for].
+BAD_PARAMETERS = re.compile(rb"\bparam(?:eter)?s?\b|\bvalidation\b", re.IGNORECASE)
 
 # 422 means the recipe job ran and failed: an answer, not an error of the call.
 JOB_FAILED = 422
 
-AWAITING_CALLBACK = "Workato reports completion only by the recipe's callback"
+AWAITING_CALLBACK = "awaiting the recipe function's callback (no recipe_id to poll)"
+NOT_POLLABLE = (
+    "the rule names recipe_id {recipe_id}, but no Developer API token is configured to "
+    "poll its jobs: set clients.workato.developer_api_token ($WORKATO_DEVELOPER_API_TOKEN)"
+)
 
 
 class WorkatoClient(RunnerApi):
@@ -53,6 +65,8 @@ class WorkatoClient(RunnerApi):
     def __init__(self, session: aiohttp.ClientSession, settings: WorkatoApi) -> None:
         super().__init__(session, settings.timeout_s)
         self._api_token = settings.api_token
+        self.run_deadline_s = settings.run_deadline_s
+        self.jobs = WorkatoJobs(session, settings) if settings.developer_api_token else None
 
     def __repr__(self) -> str:
         return f"WorkatoClient(timeout_s={self.timeout_s:g})"
@@ -81,14 +95,24 @@ class WorkatoClient(RunnerApi):
         return answered(response, correlation_id)
 
     async def status(self, run_id: str, target: Mapping[str, Any]) -> RunState:
-        """Answer "running": only the recipe's callback tells that the run ended."""
-        # Nothing to ask: an API Platform call creates no job id we can correlate, and the
-        # Jobs API (60 req/min) returns no run-time data (vendors.md §4 Developer API).
-        return RunState(self.vendor, run_id, "running", detail=AWAITING_CALLBACK)
+        """The state of the job of the target's `recipe_id` carrying our correlation id
+        (a running run's id); without a recipe_id, "running": only the callback tells."""
+        recipe_id = target.get("recipe_id")
+        if recipe_id is None:
+            return RunState(self.vendor, run_id, "running", detail=AWAITING_CALLBACK)
+        if self.jobs is None:
+            raise VendorRejected(self.vendor, NOT_POLLABLE.format(recipe_id=recipe_id))
+        job = await self.jobs.find(int(recipe_id), run_id)
+        if job is None:
+            detail = f"no job of recipe {recipe_id} carries correlation id {run_id} yet"
+            return RunState(self.vendor, run_id, "running", detail=detail)
+        return job_run_state(job, run_id)
 
     def translate(self, where: str, response: Response) -> Exception:
         """API Platform errors with what they mean; others as in the base client."""
         meaning = REJECTIONS.get(response.status)
+        if response.status >= 500 and BAD_PARAMETERS.search(response.body[:2000]):
+            meaning = "the endpoint refused the request's parameters (missing or invalid)"
         if meaning is None:
             return super().translate(where, response)
         text = response.body[:300].decode("utf-8", errors="replace")
@@ -124,15 +148,19 @@ def request_body(
 
 
 def answered(response: Response, correlation_id: str) -> RunState:
-    """A 2xx: the recipe's result if it gave one, else a run to await by callback."""
+    """A 2xx: the recipe's result if it gave one, else a run to await."""
     doc = _json_object(response.body)
     word = str(doc.get("status") or "")
-    run_id = _job_id(doc) or correlation_id
     status = SYNC_STATUSES.get(word.lower())
     if status is None:
         # "accepted" / "pending" / "running", an empty body, or a status we do not know:
-        # the recipe goes on and calls back [U: no documented async contract].
-        return RunState("workato", run_id, "running", word, detail=AWAITING_CALLBACK)
+        # the API recipe's job has ended, its recipe function goes on. The run is known by
+        # our correlation id, which that function's job and its callback carry: the
+        # answering job's id names a job that is already over.
+        job = _job_id(doc)
+        detail = f"{AWAITING_CALLBACK} (accepted by job {job})" if job else AWAITING_CALLBACK
+        return RunState("workato", correlation_id, "running", word, detail=detail)
+    run_id = _job_id(doc) or correlation_id
     outputs = doc.get("outputs")
     return RunState(
         "workato",

@@ -35,6 +35,7 @@ ROBOCORP_API_KEY = "lab-robocorp-key"
 ROBOCORP_WORKSPACE = "ws-lab"
 UIPATH_CLIENT = ("lab-uipath-client", "lab-uipath-client-secret")
 WORKATO_API_TOKEN = "lab-workato-token"
+WORKATO_DEVELOPER_TOKEN = "lab-workato-developer-token"
 SCHEDULE_ID = "ff9cf360-3fb2-4914-b423-16358a954e86"
 PROCESS_ID = "2ab4fb3b-6faa-4017-8e1b-f75aa0cb3ffa"
 RELEASE_KEY = "3a2250c2-ce67-43a3-8853-ab051a19adee"
@@ -81,7 +82,9 @@ class Lab:
         self.uipath = UipathSimulator(
             client_id=client_id, client_secret=secret, run_duration_s=duration
         )
-        self.workato = WorkatoSimulator(WORKATO_API_TOKEN, run_duration_s=duration)
+        self.workato = WorkatoSimulator(
+            WORKATO_API_TOKEN, developer_token=WORKATO_DEVELOPER_TOKEN, run_duration_s=duration
+        )
 
     @property
     def service_url(self) -> str:
@@ -114,7 +117,10 @@ class Lab:
             "leapwork": {"schedule_id": schedule},
             "robocorp": {"process_id": process},
             "uipath": {"release_key": release, "folder_id": 1},
-            "workato": {"endpoint_url": self.workato.add_endpoint("onboard")},
+            "workato": {  # the API recipe, and its recipe function whose jobs are polled
+                "endpoint_url": self.workato.add_endpoint("onboard"),
+                "recipe_id": self.workato.function_id("onboard"),
+            },
         }
 
     def rule(self, vendor: str, **overrides: Any) -> dict[str, Any]:
@@ -170,7 +176,9 @@ class Lab:
                          "api_key": ROBOCORP_API_KEY, "workspace_id": ROBOCORP_WORKSPACE},
             "uipath": {"base_url": uipath.orchestrator_url, "identity_url": uipath.identity_url,
                        "client_id": client_id, "client_secret": secret, "folder_id": 1},
-            "workato": {"api_token": WORKATO_API_TOKEN},
+            "workato": {"api_token": WORKATO_API_TOKEN,
+                        "developer_api_url": self.workato.developer_api_url,
+                        "developer_api_token": WORKATO_DEVELOPER_TOKEN},
         }  # fmt: skip
 
     async def change(self, fact_sheet_id: str, event_type: str = "FactSheetUpdatedEvent") -> int:

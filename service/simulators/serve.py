@@ -45,6 +45,8 @@ def _describe(lab: Lab) -> None:
         "UIPATH_CLIENT_ID": lab_module.UIPATH_CLIENT[0],
         "UIPATH_WEBHOOK_SECRET": lab_module.UIPATH_WEBHOOK_SECRET,
         "WORKATO_API_TOKEN": lab_module.WORKATO_API_TOKEN,
+        "WORKATO_DEVELOPER_API_URL": lab.workato.developer_api_url,
+        "WORKATO_DEVELOPER_API_TOKEN": lab_module.WORKATO_DEVELOPER_TOKEN,
     }
     for name, value in credentials.items():
         print(f"{name}={value}", flush=True)

@@ -71,11 +71,11 @@ async def test_a_failed_run_is_written_back_as_failed(
     assert "failed" in comments(lab, fact_sheet)[0]
 
 
-@pytest.mark.parametrize("vendor", ["leapwork", "robocorp", "uipath"])
+@pytest.mark.parametrize("vendor", VENDORS)
 async def test_a_lost_callback_is_made_up_for_by_polling(
     lab: Lab, service_factory: Start, vendor: str
 ) -> None:
-    # Workato cannot be polled (its API gives no job status for our call): see README.
+    # Workato: the lab's rule names the recipe function's recipe_id, whose jobs are polled.
     getattr(lab, vendor).faults.drop_callbacks = True
     lab.uipath.disable_webhook()
     await service_factory([lab.rule(vendor)])
@@ -86,6 +86,32 @@ async def test_a_lost_callback_is_made_up_for_by_polling(
         lambda: written_back(lab, fact_sheet, f"{vendor}-done"), what="written back by polling"
     )
     assert len(comments(lab, fact_sheet)) == 1
+
+
+@pytest.mark.parametrize("title_carries_id", [False, True], ids=["job-not-found", "no-recipe-id"])
+async def test_a_workato_run_that_never_reports_its_end_is_timed_out_and_written_back(
+    lab: Lab, service_factory: Start, title_carries_id: bool
+) -> None:
+    """No callback, and nothing to poll (no recipe_id, or no job carries our id): the
+    run is not left running; past its deadline it is written back as timed out."""
+    lab.workato.faults.drop_callbacks = True
+    lab.workato.titles_carry_correlation = title_carries_id
+    rule = lab.rule("workato")
+    if title_carries_id:  # then only a rule without a recipe_id cannot poll
+        target = {"endpoint_url": rule["start"]["target"]["endpoint_url"]}
+        rule["start"] = {**rule["start"], "target": target}
+    await service_factory([rule], clients={"workato": {"run_deadline_s": 1.0}})
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Ticketing")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(
+        lambda: written_back(lab, fact_sheet, "workato-failed"), what="written back, timed out"
+    )
+    assert "workato-done" not in tags(lab, fact_sheet)
+    [note] = comments(lab, fact_sheet)
+    assert "timed_out (accepted)" in note  # the last word Workato said
+    assert [c["outcome"] for c in lab.workato.callbacks] == ["dropped"]
+    assert len(received_inputs(lab, "workato")) == 1
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
@@ -120,6 +146,19 @@ async def test_vendor_errors_on_start_are_retried_once_it_recovers(
     assert await lab.change(fact_sheet) == 202
     await eventually(lambda: written_back(lab, fact_sheet, f"{vendor}-done"), what="written back")
     assert len(received_inputs(lab, vendor)) == 1
+
+
+async def test_a_workato_server_fault_is_retried_not_dropped(
+    lab: Lab, service_factory: Start
+) -> None:
+    lab.workato.faults.fail(500, times=2)  # a body that does not blame the parameters
+    await service_factory([lab.rule("workato")])
+    fact_sheet = lab.leanix.add_fact_sheet("Application", "Invoicing")
+
+    assert await lab.change(fact_sheet) == 202
+    await eventually(lambda: written_back(lab, fact_sheet, "workato-done"), what="written back")
+    assert len(received_inputs(lab, "workato")) == 1
+    assert lab.workato.faults.requests >= 3  # two faults, then the call that started it
 
 
 async def test_a_vendor_timeout_is_retried(lab: Lab, service_factory: Start) -> None:

@@ -161,3 +161,18 @@ def test_templates() -> None:
 def test_event_data_cannot_inject_a_template() -> None:
     context = {"fact_sheet": {"name": "{{ fact_sheet.secret }}", "secret": "s3cret"}}
     assert templates.render("{{ fact_sheet.name }}", context) == "{{ fact_sheet.secret }}"
+
+
+@pytest.mark.parametrize("recipe_id", [0, -3, "abc", True, 1.5, ""])
+def test_a_workato_recipe_id_must_be_a_recipe_id(recipe_id: Any) -> None:
+    target = {"endpoint_url": "https://apim.workato.com/acme/bridge-v1/x", "recipe_id": recipe_id}
+    with pytest.raises(ConfigError) as caught:
+        rules.load((rule(start={"vendor": "workato", "target": target}),))
+    assert caught.value.key == "rules[r].start.target.recipe_id"
+
+
+@pytest.mark.parametrize("recipe_id", [1234, "1234"])
+def test_a_workato_rule_may_name_the_recipe_to_poll(recipe_id: Any) -> None:
+    target = {"endpoint_url": "https://apim.workato.com/acme/bridge-v1/x", "recipe_id": recipe_id}
+    [loaded] = rules.load((rule(start={"vendor": "workato", "target": target}),))
+    assert loaded.target["recipe_id"] == recipe_id

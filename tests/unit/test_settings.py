@@ -93,3 +93,33 @@ def test_reprs_and_errors_hide_secrets() -> None:
     with pytest.raises(ConfigError) as caught:
         settings.load({"LEAPWORK_CALLBACK_SECRET": "whsec_tooshort"})
     assert "tooshort" not in str(caught.value)
+
+
+def test_workato_developer_api_settings() -> None:
+    token = "workato-developer-token-0b7e"
+    loaded = settings.load(
+        {
+            "WORKATO_DEVELOPER_API_TOKEN": token,
+            "WORKATO_DEVELOPER_API_URL": "https://app.eu.workato.com/api",
+        }
+    )
+    workato = loaded.clients.workato
+    assert (workato.developer_api_token, workato.developer_api_url) == (
+        token,
+        "https://app.eu.workato.com/api",
+    )
+    assert token not in repr(loaded)
+    assert workato.run_deadline_s > 0
+
+
+@pytest.mark.parametrize(
+    ("workato", "key"),
+    [
+        ({"developer_api_url": "app.eu.workato.com/api"}, "clients.workato.developer_api_url"),
+        ({"run_deadline_s": 0}, "clients.workato.run_deadline_s"),
+    ],
+)
+def test_invalid_workato_settings_name_the_key(workato: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.from_mapping({"clients": {"workato": workato}})
+    assert caught.value.key == key
