@@ -89,6 +89,15 @@ async def test_token_is_fetched_once_and_cached(sim: LeanixSimulator, client: Le
     assert client.technical_user_id == DEFAULT_USER_ID
 
 
+async def test_our_ids_are_the_tokens_sub_and_principal_id(
+    sim: LeanixSimulator, client: LeanixClient
+) -> None:
+    assert client.own_user_ids == frozenset()  # nothing known before the first token
+    sim.principal_ids[DEFAULT_USER_ID] = "0c4e5a1f-2b3d-4e6f-8a9b-1c2d3e4f5a6b"
+    await client.authenticate()
+    assert client.own_user_ids == {DEFAULT_USER_ID, "0c4e5a1f-2b3d-4e6f-8a9b-1c2d3e4f5a6b"}
+
+
 async def test_token_is_renewed_shortly_before_it_expires(
     sim: LeanixSimulator, make_client: MakeClient
 ) -> None:
