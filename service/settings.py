@@ -127,7 +127,9 @@ class UipathApi:
     identity_url: str = "https://cloud.uipath.com/identity_/connect/token"
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
-    scopes: str = "OR.Jobs OR.Folders.Read"
+    # Space-separated; the least the calls need (README "UiPath scopes"). OR.Jobs.Read
+    # plus OR.Jobs.Write does as well.
+    scopes: str = "OR.Jobs"
     folder_id: int = 0
     timeout_s: float = 30.0
 
@@ -234,6 +236,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "UIPATH_CLIENT_ID": "clients.uipath.client_id",
     "UIPATH_CLIENT_SECRET": "clients.uipath.client_secret",
     "UIPATH_FOLDER_ID": "clients.uipath.folder_id",
+    "UIPATH_SCOPES": "clients.uipath.scopes",
     "WORKATO_API_TOKEN": "clients.workato.api_token",
 }
 
@@ -406,6 +409,7 @@ def _validate(s: Settings) -> None:
     _require(s.log.level.lower() in levels, "log.level", "debug, info, warning or error")
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
+    _require(bool(s.clients.uipath.scopes.split()), "clients.uipath.scopes", "e.g. OR.Jobs")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
     _require(s.eventlog.max_data_bytes >= 0, "eventlog.max_data_bytes", "must not be negative")
     auto = s.automation
