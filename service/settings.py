@@ -100,6 +100,9 @@ class LeanixApi:
     base_url: str = "https://app.leanix.net"
     api_token: str = field(default="", repr=False)
     rate_limit_rps: float = 30.0
+    # LeanIX limits each user: every worker with this API token shares one bucket in the
+    # store. False: each process keeps its own (rate_limit_rps per process).
+    rate_limit_shared: bool = True
     timeout_s: float = 30.0
     # Events caused by these LeanIX users are ignored (our own write-backs); the technical
     # user behind api_token is added automatically once its token is known.

@@ -4,7 +4,9 @@
              token is cached until shortly before it expires, fetched by one caller at a
              time, and renewed once when GraphQL answers 401
     graphql  POST /services/pathfinder/v1/graphql, Bearer; every request is paced by one
-             token bucket; a 429 is waited out (Retry-After, else 1 s; 5 times, 60 s at
+             token bucket (LeanIX limits each user: resources.py shares it through the
+             store between every worker with the same API token); a 429 is waited out
+             by everyone sharing the bucket (Retry-After, else 1 s; 5 times, 60 s at
              most); a 5xx or a timeout raises VendorUnavailable at once; errors[] raises
              GraphQLErrors, a VendorRejected
     writes   updateFactSheet under optimistic locking on rev: a stale rev is re-read and the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +50,7 @@ from service.clients.leanix_graphql import (
     is_stale,
     result_of,
 )
-from service.clients.ratelimit import RateLimiter
+from service.clients.ratelimit import Pacer, RateLimiter
 from service.errors import VendorRejected, VendorUnavailable
 from service.settings import LeanixApi
 
@@ -80,10 +83,11 @@ class LeanixClient(HttpApi):
         session: aiohttp.ClientSession,
         settings: LeanixApi,
         clock: Callable[[], float] = time.monotonic,
+        limiter: Pacer | None = None,
     ) -> None:
         super().__init__(session, settings.timeout_s)
         self.settings = settings
-        self.limiter = RateLimiter(settings.rate_limit_rps)
+        self.limiter = limiter or RateLimiter(settings.rate_limit_rps)
         self._base = settings.base_url.rstrip("/")
         self._clock = clock
         self._token: _AccessToken | None = None
@@ -298,7 +302,7 @@ class LeanixClient(HttpApi):
             if attempt == RATE_LIMITED_RETRIES or self._clock() + wait_s > deadline:
                 break
             log.warning("leanix.rate_limited", path=path, wait_s=wait_s, attempt=attempt + 1)
-            await asyncio.sleep(wait_s)  # the vendor asked for this wait
+            await self.limiter.hold(wait_s)  # the vendor asked for this wait: the next acquire
         raise VendorUnavailable(
             self.vendor, f"POST {path} is still rate limited (429)", retry_after_s=wait_s
         )
@@ -355,6 +359,12 @@ class LeanixClient(HttpApi):
 
 
 # --- pure helpers ---------------------------------------------------------------------------
+
+
+def rate_limit_key(settings: LeanixApi) -> str:
+    """The shared bucket of this API token's user: a hash, never the token itself."""
+    material = f"{settings.base_url.rstrip('/')}\n{settings.api_token}".encode()
+    return "leanix:" + hashlib.sha256(material).hexdigest()[:40]
 
 
 def jwt_claims(token: str) -> dict[str, Any]:

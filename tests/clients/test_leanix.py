@@ -349,6 +349,25 @@ async def test_a_429_is_waited_out_for_its_retry_after(
     assert sim.faults.requests - seen == 2
 
 
+async def test_a_429_holds_the_whole_pace_not_just_this_call(
+    sim: LeanixSimulator, make_client: MakeClient
+) -> None:
+    held: list[float] = []
+
+    class Recording(RateLimiter):
+        async def hold(self, wait_s: float) -> None:
+            held.append(wait_s)
+            await super().hold(wait_s)
+
+    pace = Recording(1000.0)
+    client = LeanixClient(make_client().session, make_client().settings, limiter=pace)
+    await client.authenticate()
+    sim.faults.retry_after_s = 0
+    sim.faults.fail(429, times=2)
+    await client.fact_sheet(sim.add_fact_sheet())
+    assert held == [0.0, 0.0]  # shared by every worker when the pace is the store's
+
+
 async def test_429s_give_up_after_five_retries(sim: LeanixSimulator, client: LeanixClient) -> None:
     await client.authenticate()
     sim.faults.retry_after_s = 0
