@@ -18,13 +18,14 @@ from sqlalchemy.engine import make_url
 
 from service.bus.broker import Broker
 from service.clients.base import RunState
-from service.clients.leanix import LeanixClient
+from service.clients.leanix import LeanixClient, rate_limit_key
 from service.clients.leapwork import LeapworkClient
+from service.clients.ratelimit import Pacer, RateLimiter, SharedRateLimiter
 from service.clients.robocorp import RobocorpClient
 from service.clients.uipath import UipathClient
 from service.clients.workato import WorkatoClient
 from service.errors import VendorRejected, VendorUnavailable
-from service.settings import ClientsSettings, Settings
+from service.settings import ClientsSettings, LeanixApi, Settings
 from service.store import Database
 
 log = structlog.get_logger("service.resources")
@@ -91,16 +92,23 @@ async def open_resources(settings: Settings, broker: Broker, stack: AsyncExitSta
     database = await open_database(settings, stack)
     session = aiohttp.ClientSession(raise_for_status=False)
     stack.push_async_callback(session.close)
+    api = settings.clients.leanix
     leanix = (
-        LeanixClient(session, settings.clients.leanix)
-        if settings.clients.leanix.api_token
-        else None
+        LeanixClient(session, api, limiter=leanix_pace(api, database)) if api.api_token else None
     )
     if leanix is not None:
         await _learn_technical_user(leanix)
     return Resources(
         settings, broker, database, session, leanix, run_clients(session, settings.clients)
     )
+
+
+def leanix_pace(api: LeanixApi, database: Database) -> Pacer:
+    """LeanIX's pace: one bucket in the store for every worker of this user, or this
+    process's own."""
+    if not api.rate_limit_shared:
+        return RateLimiter(api.rate_limit_rps)
+    return SharedRateLimiter(database.rate_limits, rate_limit_key(api), api.rate_limit_rps)
 
 
 async def _learn_technical_user(leanix: LeanixClient) -> None:

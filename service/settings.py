@@ -100,6 +100,9 @@ class LeanixApi:
     base_url: str = "https://app.leanix.net"
     api_token: str = field(default="", repr=False)
     rate_limit_rps: float = 30.0
+    # LeanIX limits each user: every worker with this API token shares one bucket in the
+    # store. False: each process keeps its own (rate_limit_rps per process).
+    rate_limit_shared: bool = True
     timeout_s: float = 30.0
     # Events caused by these LeanIX users are ignored (our own write-backs); the technical
     # user behind api_token is added automatically once its token is known.
@@ -127,7 +130,9 @@ class UipathApi:
     identity_url: str = "https://cloud.uipath.com/identity_/connect/token"
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
-    scopes: str = "OR.Jobs OR.Folders.Read"
+    # Space-separated; the least the calls need (README "UiPath scopes"). OR.Jobs.Read
+    # plus OR.Jobs.Write does as well.
+    scopes: str = "OR.Jobs"
     folder_id: int = 0
     timeout_s: float = 30.0
 
@@ -240,6 +245,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "UIPATH_CLIENT_ID": "clients.uipath.client_id",
     "UIPATH_CLIENT_SECRET": "clients.uipath.client_secret",
     "UIPATH_FOLDER_ID": "clients.uipath.folder_id",
+    "UIPATH_SCOPES": "clients.uipath.scopes",
     "WORKATO_API_TOKEN": "clients.workato.api_token",
     "WORKATO_DEVELOPER_API_URL": "clients.workato.developer_api_url",
     "WORKATO_DEVELOPER_API_TOKEN": "clients.workato.developer_api_token",
@@ -414,6 +420,7 @@ def _validate(s: Settings) -> None:
     _require(s.log.level.lower() in levels, "log.level", "debug, info, warning or error")
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
+    _require(bool(s.clients.uipath.scopes.split()), "clients.uipath.scopes", "e.g. OR.Jobs")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
     _require(s.eventlog.max_data_bytes >= 0, "eventlog.max_data_bytes", "must not be negative")
     auto = s.automation

@@ -5,5 +5,6 @@
                                         --> writeback.py (update the Fact Sheet)
 
 handlers.py registers the two entry points with the worker; loop guards (our own
-write-backs, out-of-order events) live in guards.py.
+write-backs, out-of-order events) live in guards.py; schedules.py checks at start-up that
+Leapwork schedules define the variables our runs pass.
 """

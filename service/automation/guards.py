@@ -2,6 +2,9 @@
 
 - Events caused by our own technical user: our write-back changes the Fact Sheet, LeanIX
   sends FACT_SHEET_UPDATED for it, and acting on it would start another run, forever.
+  The actor is the top-level `userId` (DEFAULT) or, in WRAPPED_EVENT mode, where the
+  envelope's is optional, the `payload.userId`; ours are the token's `sub` and
+  `principal.id` (which one LeanIX sends is not documented) and the configured ids.
 - Events older than one already handled for the same Fact Sheet and event type: LeanIX
   does not deliver in order, and a stale snapshot must not undo a newer decision. Events
   of another type are not held against each other: an UPDATED delivered before its
@@ -20,18 +23,38 @@ from service.resources import Resources
 
 
 def own_user_ids(resources: Resources) -> set[str]:
-    """Our technical user (learnt from its token) and the configured ignore list."""
+    """Our technical user's ids (learnt from its token) and the configured ignore list."""
     ids = set(resources.settings.clients.leanix.ignore_user_ids)
-    if resources.leanix is not None and resources.leanix.technical_user_id:
-        ids.add(resources.leanix.technical_user_id)
-    return ids
+    if resources.leanix is not None:
+        ids |= resources.leanix.own_user_ids
+    return {_folded(i) for i in ids}
+
+
+def event_user_ids(data: Mapping[str, Any]) -> set[str]:
+    """Who caused the event: the top-level `userId`, and `payload.userId` (WRAPPED_EVENT)."""
+    payload = data.get("payload")
+    found = [data.get("userId"), payload.get("userId") if isinstance(payload, Mapping) else None]
+    return {_folded(text) for value in found if (text := user_id_text(value))}
+
+
+def user_id_text(value: Any) -> str | None:
+    """A user id as text: a string or an integer; anything else is no id."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _folded(user_id: str) -> str:
+    # UUIDs compare without regard to case: LeanIX writes them lowercase, a script may not.
+    return user_id.strip().lower()
 
 
 async def _learn_own_user(resources: Resources) -> None:
     """Make sure our technical user is known: it is learnt from LeanIX's token, and a
     worker that has not written back since it started has not fetched one yet."""
     client = resources.leanix
-    if client is None or client.technical_user_id is not None:
+    if client is None or client.own_user_ids:
         return
     try:
         await client.authenticate()
@@ -54,10 +77,9 @@ async def skip_reason(
 ) -> str | None:
     """Why this LeanIX event must be ignored, or None to act on it."""
     data = event.data if isinstance(event.data, Mapping) else {}
-    user = data.get("userId")
     if resources.settings.automation.ignore_own_events:
         await _learn_own_user(resources)
-        if user in own_user_ids(resources):
+        if event_user_ids(data) & own_user_ids(resources):
             return "caused by our own technical user"
     sequence = sequence_number(data)
     if fact_sheet_id and sequence is not None:

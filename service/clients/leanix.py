@@ -4,7 +4,9 @@
              token is cached until shortly before it expires, fetched by one caller at a
              time, and renewed once when GraphQL answers 401
     graphql  POST /services/pathfinder/v1/graphql, Bearer; every request is paced by one
-             token bucket; a 429 is waited out (Retry-After, else 1 s; 5 times, 60 s at
+             token bucket (LeanIX limits each user: resources.py shares it through the
+             store between every worker with the same API token); a 429 is waited out
+             by everyone sharing the bucket (Retry-After, else 1 s; 5 times, 60 s at
              most); a 5xx or a timeout raises VendorUnavailable at once; errors[] raises
              GraphQLErrors, a VendorRejected
     writes   updateFactSheet under optimistic locking on rev: a stale rev is re-read and the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +50,7 @@ from service.clients.leanix_graphql import (
     is_stale,
     result_of,
 )
-from service.clients.ratelimit import RateLimiter
+from service.clients.ratelimit import Pacer, RateLimiter
 from service.errors import VendorRejected, VendorUnavailable
 from service.settings import LeanixApi
 
@@ -67,6 +70,7 @@ class _AccessToken:
     value: str = field(repr=False)
     renew_at: float  # on the client's clock
     subject: str | None
+    user_ids: frozenset[str]  # every claim that may name us in a webhook's userId
 
 
 class LeanixClient(HttpApi):
@@ -79,14 +83,16 @@ class LeanixClient(HttpApi):
         session: aiohttp.ClientSession,
         settings: LeanixApi,
         clock: Callable[[], float] = time.monotonic,
+        limiter: Pacer | None = None,
     ) -> None:
         super().__init__(session, settings.timeout_s)
         self.settings = settings
-        self.limiter = RateLimiter(settings.rate_limit_rps)
+        self.limiter = limiter or RateLimiter(settings.rate_limit_rps)
         self._base = settings.base_url.rstrip("/")
         self._clock = clock
         self._token: _AccessToken | None = None
         self._subject: str | None = None
+        self._user_ids: frozenset[str] = frozenset()
         self._auth_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -96,6 +102,14 @@ class LeanixClient(HttpApi):
     def technical_user_id(self) -> str | None:
         """The technical user behind the API token (the JWT's `sub`), once a token is held."""
         return self._subject
+
+    @property
+    def own_user_ids(self) -> frozenset[str]:
+        """Every id of our technical user seen in its tokens: `sub` and `principal.id`.
+
+        Which of them LeanIX puts in a webhook's `userId` is not documented: both are ours.
+        """
+        return self._user_ids
 
     async def authenticate(self) -> str | None:
         """Make sure an access token is held; return the technical user id."""
@@ -288,7 +302,7 @@ class LeanixClient(HttpApi):
             if attempt == RATE_LIMITED_RETRIES or self._clock() + wait_s > deadline:
                 break
             log.warning("leanix.rate_limited", path=path, wait_s=wait_s, attempt=attempt + 1)
-            await asyncio.sleep(wait_s)  # the vendor asked for this wait
+            await self.limiter.hold(wait_s)  # the vendor asked for this wait: the next acquire
         raise VendorUnavailable(
             self.vendor, f"POST {path} is still rate limited (429)", retry_after_s=wait_s
         )
@@ -315,6 +329,7 @@ class LeanixClient(HttpApi):
             if self._token is None or self._clock() >= self._token.renew_at:
                 self._token = await self._exchange()
                 self._subject = self._token.subject or self._subject
+                self._user_ids |= self._token.user_ids
             return self._token.value
 
     def _forget(self, value: str) -> None:
@@ -338,26 +353,45 @@ class LeanixClient(HttpApi):
             raise VendorUnavailable(self.vendor, f"POST {TOKEN_PATH} gave no access_token")
         expires_in = _positive(doc.get("expires_in"), default=3600.0)
         renew_at = self._clock() + expires_in - min(60.0, expires_in / 10)
-        subject = jwt_subject(value)
+        subject, user_ids = jwt_subject(value), jwt_user_ids(value)
         log.info("leanix.token.fetched", expires_in_s=expires_in, technical_user_id=subject)
-        return _AccessToken(value, renew_at, subject)
+        return _AccessToken(value, renew_at, subject, frozenset(user_ids))
 
 
 # --- pure helpers ---------------------------------------------------------------------------
 
 
-def jwt_subject(token: str) -> str | None:
-    """The `sub` claim of a JWT, read without verifying; None if the token is not a JWT."""
+def rate_limit_key(settings: LeanixApi) -> str:
+    """The shared bucket of this API token's user: a hash, never the token itself."""
+    material = f"{settings.base_url.rstrip('/')}\n{settings.api_token}".encode()
+    return "leanix:" + hashlib.sha256(material).hexdigest()[:40]
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The claims of a JWT, read without verifying; {} if the token is not a JWT."""
     parts = token.split(".")
     if len(parts) != 3:
-        return None
+        return {}
     try:
         payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
         claims = orjson.loads(payload)
     except ValueError:  # binascii.Error and orjson.JSONDecodeError are ValueErrors
-        return None
-    subject = claims.get("sub") if isinstance(claims, dict) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def jwt_subject(token: str) -> str | None:
+    """The `sub` claim of a JWT, read without verifying; None if the token is not a JWT."""
+    subject = jwt_claims(token).get("sub")
     return subject if isinstance(subject, str) and subject else None
+
+
+def jwt_user_ids(token: str) -> tuple[str, ...]:
+    """The ids a JWT gives its user: `sub`, then `principal.id` when it differs."""
+    claims = jwt_claims(token)
+    principal = claims.get("principal")
+    found = [claims.get("sub"), principal.get("id") if isinstance(principal, dict) else None]
+    return tuple(dict.fromkeys(i for i in found if isinstance(i, str) and i))
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:

@@ -41,6 +41,7 @@ NOT_NOW = {
 }
 
 RUNS_REMEMBERED = 256  # runs whose finished items are cached between polls
+VARIABLE_FIELDS = ("Variables", "ScheduleVariables")  # [U] a schedule's variables, if sent
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,16 @@ class LeapworkClient(RunnerApi):
         if reason is None:
             return super().translate(where, response)
         return VendorUnavailable(self.vendor, f"{where} answered {response.status}: {reason}")
+
+    async def defined_variables(self, schedule_id: str) -> frozenset[str] | None:
+        """The names of the variables the schedule defines; None when the controller does
+        not say. runNow drops, without a word, every variable a schedule does not define.
+
+        [U] `GET /api/v4/schedules/{id}` is documented (v4 "Get Schedule by Schedule Id"),
+        but its documented answer lists no variables: a `Variables` (or `ScheduleVariables`)
+        field is read when a controller sends one; without it nothing can be checked.
+        """
+        return variable_names(await self._get(f"/schedules/{_segment(schedule_id)}"))
 
     def _url(self, path: str, query: str = "") -> URL:
         # Already percent-encoded by us: yarl would otherwise turn spaces into "+".
@@ -222,6 +233,27 @@ def item_ids(doc: Any) -> list[str]:
     if isinstance(doc, dict):
         doc = doc.get("RunItemIds") or doc.get("RunItemsIds") or []
     return [str(item) for item in doc] if isinstance(doc, list) else []
+
+
+def variable_names(schedule: Any) -> frozenset[str] | None:
+    """The variable names in a schedule document: a list of names or of {Name|Key: ...}
+    objects, or an object of name -> value; None when it has no such field."""
+    found = None
+    if isinstance(schedule, dict):
+        found = next((schedule[k] for k in VARIABLE_FIELDS if schedule.get(k) is not None), None)
+    if isinstance(found, dict):
+        return frozenset(str(name) for name in found)
+    if not isinstance(found, list):
+        return None
+    names = [item if isinstance(item, str) else _variable_name(item) for item in found]
+    return frozenset(name for name in names if name)
+
+
+def _variable_name(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    name = next((item[k] for k in ("Name", "Key", "name", "key") if item.get(k)), None)
+    return name if isinstance(name, str) else None
 
 
 def _segment(text: str) -> str:

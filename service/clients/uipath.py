@@ -151,7 +151,7 @@ class UipathClient(RunnerApi):
             "grant_type": "client_credentials",
             "client_id": self.settings.client_id,
             "client_secret": self.settings.client_secret,
-            "scope": self.settings.scopes,
+            "scope": " ".join(self.settings.scopes.split()),  # exactly the configured ones
         }
         asked_at = self._clock()
         doc = _object(await self.call("POST", self.settings.identity_url, data=form, ok=(200,)))
@@ -169,6 +169,11 @@ class UipathClient(RunnerApi):
             return super().translate(where, response)
         # 404 + errorCode 1002 (ItemNotFound) covers several lookups: the message says which.
         detail = f"{where} answered {response.status}: {text}"
+        if text == "invalid_scope":
+            detail += (
+                f"; the external application is not granted every scope of"
+                f" clients.uipath.scopes ({self.settings.scopes!r}): grant them or ask for fewer"
+            )
         return VendorRejected(self.vendor, detail, status=response.status)
 
 

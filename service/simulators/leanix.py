@@ -85,6 +85,10 @@ class LeanixSimulator(Simulator):
         self.issued: dict[str, Issued] = {}
         self.requests: Counter[str] = Counter()  # token, graphql, unauthorized, rate_limited
         self.subscriptions: list[Subscription] = []
+        # A technical user's `principal.id` where it differs from its `sub`, and which of
+        # the two a webhook's userId carries: LeanIX documents neither.
+        self.principal_ids: dict[str, str] = {}
+        self.echo_claim = "sub"  # or "principal.id"
         self.deliveries: list[dict[str, Any]] = []
         self._buckets: dict[str, Bucket] = {}
         self._signing_key = secrets.token_bytes(32)
@@ -132,9 +136,17 @@ class LeanixSimulator(Simulator):
         for issued in self.issued.values():
             issued.expires_at = min(issued.expires_at, now)
 
-    def subscribe(self, target_url: str, authorization: str) -> None:
+    def subscribe(
+        self,
+        target_url: str,
+        authorization: str,
+        payload_mode: str = "DEFAULT",
+        envelope_user_id: bool = True,
+    ) -> None:
         """Send a FactSheetUpdatedEvent to `target_url` after every saved update."""
-        self.subscriptions.append(Subscription(target_url, authorization))
+        self.subscriptions.append(
+            Subscription(target_url, authorization, payload_mode, envelope_user_id)
+        )
 
     async def drain(self) -> None:
         """Wait until every webhook delivery under way has finished."""
@@ -191,8 +203,12 @@ class LeanixSimulator(Simulator):
         """Queue a FactSheetUpdatedEvent per subscription, without delaying the answer."""
         if self.faults.drop_callbacks:
             return
+        actor = self.principal_ids.get(user_id, user_id) if self.echo_claim != "sub" else user_id
         for subscription in self.subscriptions:
-            body = self.event(fact_sheet_id, "FactSheetUpdatedEvent", user_id)
+            event = self.event(fact_sheet_id, "FactSheetUpdatedEvent", actor)
+            body = delivery(event, subscription.payload_mode)
+            if subscription.payload_mode == "WRAPPED_EVENT" and not subscription.envelope_user_id:
+                del body["userId"]
             task = asyncio.get_running_loop().create_task(self._deliver(subscription, body))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -232,7 +248,7 @@ class LeanixSimulator(Simulator):
             "exp": int(now + self.token_ttl_s),
             "instanceUrl": self.base_url,
             "principal": {
-                "id": user_id,
+                "id": self.principal_ids.get(user_id, user_id),
                 "username": f"technical-user-{user_id[:8]}",
                 "permission": {"workspaceId": self.workspace_id, "workspaceName": "sim"},
             },

@@ -18,6 +18,9 @@ import orjson
 class Subscription:
     target_url: str
     authorization: str = field(repr=False)
+    payload_mode: str = "DEFAULT"
+    # WRAPPED_EVENT: whether the envelope carries a userId (it is optional; payload's is not)
+    envelope_user_id: bool = True
 
 
 def event_tag(event_type: str) -> str:

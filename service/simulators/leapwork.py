@@ -5,7 +5,10 @@ one run item per flow; with `late_item_s` > 0 the last item appears that long af
 Finished, as on a real controller, to exercise the clients' completion rule. Answers carry
 .NET's "$id" keys. A finished run whose variables hold `callbackUrl` posts our documented
 callback body there with `Authorization: Bearer <callbackToken>`, as a flow's closing HTTP
-Request block would. The simulator never blocks: runs advance in their own tasks.
+Request block would. A schedule given `variables` defines only those: runNow drops the
+others without a word, as Leapwork does, and the schedule's read lists them ([U] Leapwork
+documents no such field; without `variables` the read has none). The simulator never
+blocks: runs advance in their own tasks.
 """
 
 from __future__ import annotations
@@ -44,9 +47,28 @@ class Schedule:
     title: str
     flows: list[str]
     enabled: bool = True
+    # The variables defined on the schedule: runNow keeps only these, silently, as
+    # Leapwork does. None: any name is kept, and the schedule's read lists none (as in
+    # Leapwork's documented answer).
+    variables: tuple[str, ...] | None = None
 
     def doc(self) -> dict[str, Any]:
         return {"Id": self.id, "Title": self.title, "IsEnabled": self.enabled, "Type": "Schedule"}
+
+    def detail(self) -> dict[str, Any]:
+        """`GET /api/v4/schedules/{id}`: the documented fields, and [U] its variables."""
+        doc = {"$id": "1", "IsEnabled": self.enabled, "IsScheduled": False, "Title": self.title}
+        doc |= {"Type": "ScheduleInfo", "Id": self.id}
+        if self.variables is not None:
+            names = enumerate(self.variables, 2)
+            doc["Variables"] = [{"$id": str(n), "Name": name, "Value": ""} for n, name in names]
+        return doc
+
+    def accepted(self, variables: dict[str, str]) -> dict[str, str]:
+        """The runNow variables the schedule defines; Leapwork drops the rest unsaid."""
+        if self.variables is None:
+            return variables
+        return {name: value for name, value in variables.items() if name in self.variables}
 
 
 @dataclass
@@ -112,6 +134,7 @@ class LeapworkSimulator(Simulator):
         self.schedules: dict[str, Schedule] = {}
         self.runs: dict[str, Run] = {}
         self.callbacks: list[dict[str, Any]] = []  # each callback sent, failed or dropped
+        self.schedule_reads: list[str] = []  # ids asked for by GET /api/v4/schedules/{id}
         self._outcomes: list[tuple[str, ...]] = []
 
     # --- control, from tests -------------------------------------------------------------
@@ -122,10 +145,13 @@ class LeapworkSimulator(Simulator):
         flows: list[str] | None = None,
         enabled: bool = True,
         schedule_id: str | None = None,
+        variables: list[str] | None = None,
     ) -> str:
-        """Add a schedule of flows (one "Flow A" by default); return its id."""
+        """Add a schedule of flows (one "Flow A" by default); return its id. With
+        `variables`, the schedule defines those only, and runNow drops any other."""
         identity = schedule_id or str(uuid.uuid4())
-        schedule = Schedule(identity, title, list(flows or ["Flow A"]), enabled)
+        defined = None if variables is None else tuple(variables)
+        schedule = Schedule(identity, title, list(flows or ["Flow A"]), enabled, defined)
         self.schedules[schedule.id] = schedule
         return schedule.id
 
@@ -145,6 +171,7 @@ class LeapworkSimulator(Simulator):
     def routes(self, app: web.Application) -> None:
         add, guard = app.router.add_route, self._guard
         add("GET", f"{API}/schedules", guard(self._list_schedules))
+        add("GET", f"{API}/schedules/{{id}}", guard(self._schedule))
         add("PUT", f"{API}/schedules/{{id}}/runNow", guard(self._run_now))
         add("GET", f"{API}/schedules/{{id}}/status", guard(self._schedule_status))
         add("GET", f"{API}/run/{{id}}", guard(self._run_summary))
@@ -165,6 +192,13 @@ class LeapworkSimulator(Simulator):
         docs = [{"$id": str(n), **s.doc()} for n, s in enumerate(self.schedules.values(), 1)]
         return json_response(docs)
 
+    async def _schedule(self, request: web.Request) -> web.Response:
+        self.schedule_reads.append(request.match_info["id"])
+        schedule = self.schedules.get(request.match_info["id"])
+        if schedule is None:
+            return _message(404, "Schedule not found")
+        return json_response(schedule.detail())
+
     async def _run_now(self, request: web.Request) -> web.Response:
         schedule = self.schedules.get(request.match_info["id"])
         if schedule is None:
@@ -177,7 +211,8 @@ class LeapworkSimulator(Simulator):
         if self._executing(schedule):
             text = f"Could not run schedule {schedule.title} as it is already in execution state"
             return _message(410, text)
-        run = self._start(schedule, dict(request.query), request.rel_url.raw_query_string)
+        variables = schedule.accepted(dict(request.query))
+        run = self._start(schedule, variables, request.rel_url.raw_query_string)
         return json_response({"$id": "1", "RunId": run.id})
 
     async def _schedule_status(self, request: web.Request) -> web.Response:

@@ -5,7 +5,10 @@ Faithful where our client depends on it: bearer tokens that expire, the folder h
 `InputArguments` as a JSON string, 404 + errorCode 1002 for an unknown release, jobs that
 go Pending → Running → Successful | Faulted | Stopped on the event loop, `OutputArguments`
 as a string in REST and an object in webhooks, and the circuit breaker that turns a
-webhook off for an hour after one failed delivery. It must never block the loop.
+webhook off for an hour after one failed delivery. With `granted_scopes` set it checks
+scopes as an external application's would be: a token asking for one more is refused
+(`invalid_scope`), and each call needs one of its operation's scopes. It must never
+block the loop.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ IDENTITY_PATH = "/identity_/connect/token"
 FOLDER_HEADER = "X-UIPATH-OrganizationUnitId"
 SIGNATURE_HEADER = "X-UiPath-Signature"
 OUTCOMES = ("Successful", "Faulted", "Stopped")
+# The application scopes each operation takes, any one of them (../shared/contracts/uipath.json).
+JOBS_WRITE = ("OR.Jobs", "OR.Jobs.Write")
+JOBS_READ = ("OR.Jobs", "OR.Jobs.Read")
+WEBHOOKS_WRITE = ("OR.Webhooks", "OR.Webhooks.Write")
+WEBHOOKS_READ = ("OR.Webhooks", "OR.Webhooks.Read")
 EVENT_TYPES = {"Successful": "job.completed", "Faulted": "job.faulted", "Stopped": "job.stopped"}
 INFO = {
     "Successful": "Job completed",
@@ -174,6 +182,10 @@ class UipathSimulator(Simulator):
         self.run_duration_s = run_duration_s  # Pending -> Running at half, the end at full
         self.disable_for_s = disable_for_s  # circuit breaker after a failed delivery
         self.tokens: dict[str, float] = {}  # access token -> monotonic expiry
+        # The external application's application scopes: Identity refuses a token asking
+        # for more, and each call needs one of its scopes. None: any scope, never checked.
+        self.granted_scopes: frozenset[str] | None = None
+        self.token_scopes: dict[str, frozenset[str]] = {}  # access token -> its scopes
         self.token_requests: list[dict[str, str]] = []  # forms, without the secret
         self.releases: dict[str, dict[str, Any]] = {}
         self.jobs: dict[int, SimJob] = {}
@@ -261,13 +273,17 @@ class UipathSimulator(Simulator):
         given = str(form.get("client_secret", "")).encode()
         if not hmac.compare_digest(given, self._client_secret.encode()):
             return json_response({"error": "invalid_client"}, 401)
+        asked = frozenset(str(form.get("scope", "")).split())
+        if self.granted_scopes is not None and not asked <= self.granted_scopes:
+            return json_response({"error": "invalid_scope"}, 400)  # the whole request fails
         token = secrets.token_urlsafe(24)
         self.tokens[token] = time.monotonic() + self.expires_in
+        self.token_scopes[token] = asked
         doc = {"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}
         return json_response({**doc, "scope": str(form.get("scope", ""))})
 
     async def _start_jobs(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        self._authorize(request, JOBS_WRITE)
         folder = self._folder(request)
         info = await _start_info(request)
         release = self.releases.get(str(info.get("ReleaseKey")))
@@ -282,7 +298,7 @@ class UipathSimulator(Simulator):
         return json_response({"@odata.context": "$metadata#Jobs", "value": value}, 201)
 
     async def _get_job(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        self._authorize(request, JOBS_READ)
         folder = self._folder(request)
         raw = request.match_info["id"]
         job = self.jobs.get(int(raw)) if raw.isdigit() else None
@@ -293,7 +309,7 @@ class UipathSimulator(Simulator):
     async def _list_jobs(self, request: web.Request) -> web.Response:
         """GET /odata/Jobs with the OData options the client uses: one `eq` $filter on
         Reference or Key, $orderby Id, $top (at most 1000). Others answer 400 here."""
-        self._authorize(request)
+        self._authorize(request, JOBS_READ)
         folder = self._folder(request)
         field_name, value = _equality(request.query.get("$filter"))
         jobs = [j for j in self.jobs.values() if j.folder == folder]
@@ -307,11 +323,11 @@ class UipathSimulator(Simulator):
         return json_response({"@odata.context": "$metadata#Jobs", "value": found})
 
     async def _list_webhooks(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        self._authorize(request, WEBHOOKS_READ)
         return json_response({"value": [hook.dto() for hook in self.webhooks]})
 
     async def _add_webhook(self, request: web.Request) -> web.Response:
-        self._authorize(request)
+        self._authorize(request, WEBHOOKS_WRITE)
         doc = await _json_object(request)
         url = doc.get("Url")
         if not isinstance(url, str) or not url:
@@ -324,11 +340,14 @@ class UipathSimulator(Simulator):
 
     # --- checks ----------------------------------------------------------------------------
 
-    def _authorize(self, request: web.Request) -> None:
+    def _authorize(self, request: web.Request, any_of: tuple[str, ...]) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         expiry = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if expiry is None or time.monotonic() >= expiry:
             raise refuse(401, "You are not authenticated!", 0)
+        scopes = self.token_scopes.get(token.strip(), frozenset())
+        if self.granted_scopes is not None and not scopes & set(any_of):
+            raise refuse(403, f"The token has none of the scopes {' '.join(any_of)}.", 0)
 
     def _folder(self, request: web.Request) -> int:
         raw = request.headers.get(FOLDER_HEADER, "").strip()

@@ -1,4 +1,5 @@
-"""The durable store: run tracking, handled events, Fact Sheet sequence numbers.
+"""The durable store: run tracking, handled events, Fact Sheet sequence numbers, and the
+rate limits every worker shares.
 
 One code path (SQLAlchemy Core, async) over an embedded SQLite file by default and
 PostgreSQL for deployments with several workers. The schema is migrated at start-up.

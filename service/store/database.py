@@ -14,6 +14,7 @@ from service.store.eventlog import EventLog
 from service.store.handled import HandledStore
 from service.store.keys import KeyStore
 from service.store.migrations import migrate
+from service.store.ratelimit import RateLimitStore
 from service.store.runs import RunStore
 from service.store.sequence import SequenceStore
 
@@ -48,6 +49,7 @@ class Database:
         self.sequences = SequenceStore(self.engine)
         self.events = EventLog(self.engine)
         self.keys = KeyStore(self.engine)
+        self.rate_limits = RateLimitStore(self.engine)
 
     def __repr__(self) -> str:
         return f"<Database {self.safe_url}>"

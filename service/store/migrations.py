@@ -40,6 +40,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "fact sheet sequence", _create(schema.fact_sheet_sequence)),
     Migration(4, "event log", _create(schema.events, schema.attempts)),
     Migration(5, "admin api keys", _create(schema.api_keys)),
+    Migration(6, "shared rate limits", _create(schema.rate_limits)),
 )
 
 

@@ -105,6 +105,16 @@ attempts = sa.Table(
 )
 sa.Index("attempts_event", attempts.c.event_id)
 
+# Token buckets shared by every worker (rate limits of an API user): `tokens` is the
+# bucket's level at `stamp` (unix seconds), which lies ahead while the API said to wait.
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("stamp", sa.Float, nullable=False),
+)
+
 # Admin API keys: only a hash of the secret part is kept.
 api_keys = sa.Table(
     "api_keys",

@@ -44,6 +44,8 @@ class Plan:
     writeback_updates: int = 1000
     writeback_single_updates: int = 1000
     writeback_rps: float = 30.0
+    writeback_workers: int = 3  # workers sharing one LeanIX user: (c) and (d)
+    writeback_worker_updates: int = 200  # per worker
 
     @classmethod
     def make(cls, quick: bool, baseline_loop: str = "asyncio", processes: int = 0) -> Plan:
@@ -62,6 +64,7 @@ class Plan:
             e2e_s=5.0,
             drain_events=3_000,
             writeback_single_updates=100,
+            writeback_worker_updates=30,
         )
 
 

@@ -89,6 +89,15 @@ async def test_token_is_fetched_once_and_cached(sim: LeanixSimulator, client: Le
     assert client.technical_user_id == DEFAULT_USER_ID
 
 
+async def test_our_ids_are_the_tokens_sub_and_principal_id(
+    sim: LeanixSimulator, client: LeanixClient
+) -> None:
+    assert client.own_user_ids == frozenset()  # nothing known before the first token
+    sim.principal_ids[DEFAULT_USER_ID] = "0c4e5a1f-2b3d-4e6f-8a9b-1c2d3e4f5a6b"
+    await client.authenticate()
+    assert client.own_user_ids == {DEFAULT_USER_ID, "0c4e5a1f-2b3d-4e6f-8a9b-1c2d3e4f5a6b"}
+
+
 async def test_token_is_renewed_shortly_before_it_expires(
     sim: LeanixSimulator, make_client: MakeClient
 ) -> None:
@@ -338,6 +347,25 @@ async def test_a_429_is_waited_out_for_its_retry_after(
     assert (await client.fact_sheet(fs_id)).name == "CRM"
     assert time.monotonic() - started >= 0.9
     assert sim.faults.requests - seen == 2
+
+
+async def test_a_429_holds_the_whole_pace_not_just_this_call(
+    sim: LeanixSimulator, make_client: MakeClient
+) -> None:
+    held: list[float] = []
+
+    class Recording(RateLimiter):
+        async def hold(self, wait_s: float) -> None:
+            held.append(wait_s)
+            await super().hold(wait_s)
+
+    pace = Recording(1000.0)
+    client = LeanixClient(make_client().session, make_client().settings, limiter=pace)
+    await client.authenticate()
+    sim.faults.retry_after_s = 0
+    sim.faults.fail(429, times=2)
+    await client.fact_sheet(sim.add_fact_sheet())
+    assert held == [0.0, 0.0]  # shared by every worker when the pace is the store's
 
 
 async def test_429s_give_up_after_five_retries(sim: LeanixSimulator, client: LeanixClient) -> None:

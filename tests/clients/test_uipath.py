@@ -155,6 +155,58 @@ async def test_unknown_client_id_is_rejected(
     assert caught.value.status == 400
 
 
+# --- scopes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scopes", [None, "OR.Jobs.Read OR.Jobs.Write", " OR.Jobs.Write  OR.Jobs "])
+async def test_the_least_scopes_start_find_and_poll_a_job(
+    make_client: Callable[..., UipathClient],
+    sim: UipathSimulator,
+    target: dict[str, Any],
+    scopes: str | None,
+) -> None:
+    client = make_client() if scopes is None else make_client(scopes=scopes)
+    asked = client.settings.scopes.split()
+    sim.granted_scopes = frozenset(asked)  # an application granted these only: no OR.Folders
+
+    run = await start(client, target)
+    assert await client.find(target, "corr-1") is not None
+    done = await poll_state(lambda: client.status(run.run_id, target))
+
+    assert done.status == "succeeded"
+    assert [form["scope"] for form in sim.token_requests] == [" ".join(asked)]
+    assert UipathApi().scopes == "OR.Jobs"
+
+
+async def test_asking_for_a_scope_not_granted_gets_no_token_and_says_so(
+    make_client: Callable[..., UipathClient], sim: UipathSimulator, target: dict[str, Any]
+) -> None:
+    sim.granted_scopes = frozenset({"OR.Jobs"})
+    client = make_client(scopes="OR.Jobs OR.Folders.Read")  # the old default
+
+    with pytest.raises(VendorRejected) as caught:
+        await start(client, target)
+
+    assert caught.value.status == 400
+    assert "invalid_scope" in str(caught.value)
+    assert "clients.uipath.scopes ('OR.Jobs OR.Folders.Read')" in str(caught.value)
+    assert sim.starts == []
+
+
+async def test_a_token_without_the_operations_scope_is_refused(
+    make_client: Callable[..., UipathClient], sim: UipathSimulator, target: dict[str, Any]
+) -> None:
+    sim.granted_scopes = frozenset({"OR.Jobs.Read"})
+    client = make_client(scopes="OR.Jobs.Read")
+
+    with pytest.raises(VendorRejected) as caught:
+        await start(client, target)
+
+    assert caught.value.status == 403
+    assert "OR.Jobs OR.Jobs.Write" in str(caught.value)
+    assert await client.find(target, "corr-1") is None  # reading needs only OR.Jobs.Read
+
+
 # --- start and poll ------------------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ def test_service_config_file_layer(tmp_path: Path) -> None:
         ({"LOG_FORMAT": "xml"}, "log.format"),
         ({"LEAPWORK_CALLBACK_SECRET": "whsec_***not-base64***"}, "sources.leapwork.secrets"),
         ({"SERVICE_CONFIG": "/nonexistent/file.toml"}, "SERVICE_CONFIG"),
+        ({"UIPATH_SCOPES": "  "}, "clients.uipath.scopes"),
     ],
 )
 def test_invalid_values_name_the_key(environ: dict[str, str], key: str) -> None:
