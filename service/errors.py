@@ -16,6 +16,7 @@
         │   └── VendorUnavailable   a vendor API: connection error, timeout, 5xx, 429
         └── RejectEvent        permanent: dead-letter the event now with the reason
             └── VendorRejected      a vendor API: another 4xx, a GraphQL validation error
+                └── VendorRedirected   a 3xx: never followed (it would carry our credentials)
 
 Clients raise only VendorUnavailable / VendorRejected: aiohttp's exceptions never leave
 a client.
@@ -118,3 +119,12 @@ class VendorRejected(RejectEvent):
         super().__init__(f"{vendor}: {detail}")
         self.vendor = vendor
         self.status = status
+
+
+class VendorRedirected(VendorRejected):
+    """A vendor API answered with a redirect, which is not followed: following it would
+    send our credentials to whatever the Location names. Fix the configured URL."""
+
+    def __init__(self, vendor: str, detail: str, status: int, location: str | None) -> None:
+        super().__init__(vendor, detail, status=status)
+        self.location = location  # scheme://host[:port]/path of the target; None if unreadable

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from service.callback_tokens import MIN_KEY_CHARS
 from service.errors import ConfigError
 
 MODES = ("all", "receiver", "worker")  # what `python -m service` serves
@@ -82,7 +83,6 @@ class HmacSource:
 @dataclass(frozen=True)
 class CallbackSource:
     secrets: tuple[str, ...] = _secrets()
-    tokens: tuple[str, ...] = _secrets()
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,10 @@ class SourcesSettings:
     robocorp: HmacSource = HmacSource()
     leapwork: CallbackSource = CallbackSource()
     workato: CallbackSource = CallbackSource()
+    # Keys of the Leapwork and Workato runs' own callback tokens (callback_tokens.py): the
+    # first signs, all verify. Needed by the worker (to give each run its token) and the
+    # receiver (to check it); never sent anywhere.
+    callback_signing_keys: tuple[str, ...] = _secrets()
 
 
 @dataclass(frozen=True)
@@ -230,9 +234,8 @@ ENVIRONMENT: Mapping[str, str] = {
     "UIPATH_WEBHOOK_SECRET": "sources.uipath.secrets",
     "ROBOCORP_WEBHOOK_SECRET": "sources.robocorp.secrets",
     "LEAPWORK_CALLBACK_SECRET": "sources.leapwork.secrets",
-    "LEAPWORK_CALLBACK_TOKEN": "sources.leapwork.tokens",
     "WORKATO_CALLBACK_SECRET": "sources.workato.secrets",
-    "WORKATO_CALLBACK_TOKEN": "sources.workato.tokens",
+    "CALLBACK_SIGNING_KEY": "sources.callback_signing_keys",
     "LEANIX_BASE_URL": "clients.leanix.base_url",
     "LEANIX_API_TOKEN": "clients.leanix.api_token",
     "LEAPWORK_BASE_URL": "clients.leapwork.base_url",
@@ -252,6 +255,22 @@ ENVIRONMENT: Mapping[str, str] = {
 }
 
 
+_STATIC_TOKENS = (
+    "static callback tokens are no longer accepted: one token shared by every run let "
+    "anyone who saw it forge the completion of any run. Remove it and set "
+    "sources.callback_signing_keys ($CALLBACK_SIGNING_KEY): each run then gets its own token"
+)
+# Removed settings: a value given for one stops start-up, saying what to do instead.
+REMOVED: Mapping[str, str] = {
+    "sources.leapwork.tokens": _STATIC_TOKENS,
+    "sources.workato.tokens": _STATIC_TOKENS,
+}
+REMOVED_ENVIRONMENT: Mapping[str, str] = {
+    "LEAPWORK_CALLBACK_TOKEN": "sources.leapwork.tokens",
+    "WORKATO_CALLBACK_TOKEN": "sources.workato.tokens",
+}
+
+
 def load(environ: Mapping[str, str] | None = None, default_file: Path = DEFAULT_CONFIG) -> Settings:
     """Build the settings from the TOML layers and the environment."""
     env = os.environ if environ is None else environ
@@ -264,6 +283,9 @@ def load(environ: Mapping[str, str] | None = None, default_file: Path = DEFAULT_
     for name, dotted in ENVIRONMENT.items():
         if name in env:
             _set_dotted(tree, dotted, env[name], name)
+    for name, dotted in REMOVED_ENVIRONMENT.items():
+        if env.get(name, "").strip():
+            raise ConfigError(f"{dotted} (from ${name})", REMOVED[dotted])
     return from_mapping(tree)
 
 
@@ -325,11 +347,18 @@ def _build(cls: type[Any], data: Mapping[str, Any], prefix: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{prefix}{key}", "unknown setting")
+            _unknown(f"{prefix}{key}", data[key])
     values = {}
     for name in known & data.keys():
         values[name] = _convert(hints[name], data[name], f"{prefix}{name}")
     return cls(**values)
+
+
+def _unknown(key: str, value: Any) -> None:
+    """Refuse a key the settings do not have; a removed one left empty is let pass."""
+    if key in REMOVED and not value:
+        return
+    raise ConfigError(key, REMOVED.get(key, "unknown setting"))
 
 
 def _convert(hint: Any, value: Any, key: str) -> Any:
@@ -437,6 +466,7 @@ def _validate(s: Settings) -> None:
         timeout = getattr(s.clients, name).timeout_s
         _require(timeout > 0, f"clients.{name}.timeout_s", "must be positive")
     _validate_workato(s.clients.workato)
+    _validate_callback_keys(s)
     for name in ("leapwork", "workato"):
         for secret in getattr(s.sources, name).secrets:
             _check_whsec(secret, f"sources.{name}.secrets")
@@ -447,6 +477,24 @@ def _validate_workato(workato: WorkatoApi) -> None:
     key = "clients.workato.developer_api_url"
     _require(url.startswith(("http://", "https://")), key, "an http(s) URL")
     _require(workato.run_deadline_s > 0, "clients.workato.run_deadline_s", "must be positive")
+
+
+def _validate_callback_keys(s: Settings) -> None:
+    """Strong keys, and one whenever Leapwork or Workato runs are asked to call back."""
+    key = "sources.callback_signing_keys"
+    for value in s.sources.callback_signing_keys:
+        problem = f"a key needs {MIN_KEY_CHARS}+ characters: e.g. `openssl rand -base64 32`"
+        _require(len(value) >= MIN_KEY_CHARS, key, problem)
+    clients = {"leapwork": s.clients.leapwork.access_key, "workato": s.clients.workato.api_token}
+    asked = [name for name, credential in clients.items() if credential]
+    if s.automation.callback_base_url and asked and not s.sources.callback_signing_keys:
+        raise ConfigError(
+            key,
+            f"{' and '.join(asked)} runs are asked to call back to "
+            "automation.callback_base_url, each with its own token signed by this key: set "
+            "$CALLBACK_SIGNING_KEY (e.g. `openssl rand -base64 32`), or leave "
+            "callback_base_url empty to complete runs by polling",
+        )
 
 
 def _check_whsec(secret: str, key: str) -> None:

@@ -47,8 +47,9 @@ def settings_tree(prefix: str, amqp_url: str = AMQP_URL) -> dict[str, Any]:
             "leanix": {"authorization": [senders.LEANIX_AUTH_OLD, senders.LEANIX_AUTH]},
             "uipath": {"secrets": [senders.UIPATH_SECRET]},
             "robocorp": {"secrets": [senders.ROBOCORP_SECRET]},
-            "leapwork": {"secrets": [senders.WHSEC], "tokens": [senders.CALLBACK_TOKEN]},
-            "workato": {"secrets": [senders.WHSEC], "tokens": [senders.CALLBACK_TOKEN]},
+            "leapwork": {"secrets": [senders.WHSEC]},
+            "workato": {"secrets": [senders.WHSEC]},
+            "callback_signing_keys": [senders.CALLBACK_SIGNING_KEY],
         },
         "log": {"format": "json"},
     }

@@ -24,9 +24,18 @@ UIPATH_SECRET = "uipath-signing-secret-0123456789"
 ROBOCORP_SECRET = "robocorp-signing-secret-abcdef"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 WHSEC_OLD = "whsec_" + base64.b64encode(b"an-older-rotated-secret-32-bytes").decode()
-CALLBACK_TOKEN = "callback-bearer-token-7f3a9c"
+CALLBACK_TOKEN = "callback-bearer-token-7f3a9c"  # a static token: no longer accepted
+CALLBACK_SIGNING_KEY = "callback-signing-key-5e1d0c9b8a7f6e5d4c3b"  # signs each run's token
 
-ALL_SECRETS = (LEANIX_AUTH, LEANIX_AUTH_OLD, UIPATH_SECRET, ROBOCORP_SECRET, WHSEC, CALLBACK_TOKEN)
+ALL_SECRETS = (
+    LEANIX_AUTH,
+    LEANIX_AUTH_OLD,
+    UIPATH_SECRET,
+    ROBOCORP_SECRET,
+    WHSEC,
+    CALLBACK_TOKEN,
+    CALLBACK_SIGNING_KEY,
+)
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,27 @@ def workato(body: bytes | None = None, **kwargs: object) -> Request:
     return signed_callback("/callbacks/workato", body, **kwargs)  # type: ignore[arg-type]
 
 
-def bearer_callback(path: str, body: bytes, token: str = CALLBACK_TOKEN) -> Request:
+def run_token(vendor: str, correlation_id: str, key: str = CALLBACK_SIGNING_KEY) -> str:
+    """A run's own callback token: base64url(HMAC-SHA256(key, "<vendor>:<correlation id>"))."""
+    digest = hmac.new(key.encode(), f"{vendor}:{correlation_id}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def body_correlation_id(body: bytes) -> str:
+    """The body's correlationId, or "" when it has none."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    found = doc.get("correlationId") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) else ""
+
+
+def bearer_callback(path: str, body: bytes, token: str | None = None) -> Request:
+    """A Leapwork or Workato callback with a bearer token: by default the token of the run
+    the body's correlationId names, as the run was given it when it started."""
+    if token is None:
+        token = run_token(path.rsplit("/", 1)[-1], body_correlation_id(body))
     return Request(path, json_headers(Authorization=f"Bearer {token}"), body)
 
 

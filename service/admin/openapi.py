@@ -90,7 +90,9 @@ def _security_schemes() -> dict[str, Schema]:
         "webhookSignature": header("webhook-signature", "Standard Webhooks: space-separated "
                                    '`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.'),
         "callbackBearer": {"type": "http", "scheme": "bearer",
-                           "description": "A token from `*_CALLBACK_TOKEN`."},
+                           "description": "The run's own callback token (the `callbackToken` "
+                           "variable / `callback.token` it was started with), checked "
+                           "against the body's `correlationId`."},
         "adminKey": {"type": "http", "scheme": "bearer", "bearerFormat": "lxb_<id>_<secret>",
                      "description": "An admin key from `python -m service keys create`."},
     }  # fmt: skip

@@ -15,8 +15,9 @@ STANDARD_WEBHOOKS: Schema = {"webhookId": [], "webhookTimestamp": [], "webhookSi
 SIGNED_OR_BEARER = (
     "Standard Webhooks (`webhook-id`, `webhook-timestamp` within ±5 min, `webhook-signature: "
     'v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`), or `Authorization: Bearer '
-    "<token>`. With a bearer token, send `webhook-id` if you can: it becomes the event's "
-    "identity (otherwise the body's hash does)."
+    "<the run's own token>` (given to the run with the callback URL), which needs the run's "
+    "`correlationId` in the body. With a token, send `webhook-id` if you can: it becomes "
+    "the event's identity (otherwise the body's hash does)."
 )
 
 
@@ -171,6 +172,9 @@ def _robocorp_event() -> Schema:
     }  # fmt: skip
 
 
+RUN_TOKEN_ID = "The run's correlation id; required with a run's token, which is checked against it."
+
+
 def _leapwork_callback() -> Schema:
     return {
         "type": "object",
@@ -180,7 +184,7 @@ def _leapwork_callback() -> Schema:
             "scheduleId": {"type": "string"},
             "status": {"type": "string", "examples": ["Finished"]},
             "result": {"type": "string", "examples": ["Passed", "Failed"]},
-            "correlationId": {"type": "string"},
+            "correlationId": {"type": "string", "description": RUN_TOKEN_ID},
             "finishedAt": {"type": "string"},
             "outputs": OBJECT,
         },
@@ -197,7 +201,7 @@ def _workato_callback() -> Schema:
             "status": {"enum": ["completed", "failed"], "description": "Also accepted: "
                        "succeeded, success, error, in any case."},
             "jobId": {"type": ["string", "integer"]},
-            "correlationId": {"type": "string"},
+            "correlationId": {"type": "string", "description": RUN_TOKEN_ID},
             "completedAt": {"type": "string"},
             "outputs": OBJECT,
             "error": {"type": "string", "description": "When failed."},

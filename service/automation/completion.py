@@ -62,7 +62,8 @@ def _leapwork(event: CloudEvent) -> tuple[list[str], RunState]:
     status: RunStatus = "succeeded" if result.lower() in ("pass", "passed") else "failed"
     outputs = _outputs(data)
     state = RunState("leapwork", str(data.get("runId")), status, result or "Finished", outputs)
-    return [state.run_id, str(data.get("correlationId") or "")], state
+    correlation_id = str(data.get("correlationId") or "")
+    return ([correlation_id] if correlation_id else [state.run_id]), state
 
 
 def _workato(event: CloudEvent) -> tuple[list[str], RunState]:
@@ -73,7 +74,7 @@ def _workato(event: CloudEvent) -> tuple[list[str], RunState]:
     keys = [str(data.get(k)) for k in ("correlationId", "jobId") if data.get(k)]
     state = RunState("workato", keys[-1] if keys else "", status, str(data.get("status")),
                      outputs, None if error is None else str(error))  # fmt: skip
-    return keys, state
+    return keys[:1], state
 
 
 def _polled(event: CloudEvent) -> tuple[list[str], RunState]:
@@ -91,7 +92,11 @@ _PARSERS = {"uipath": _uipath, "robocorp": _robocorp, "leapwork": _leapwork,
 
 
 def parse(event: CloudEvent) -> tuple[list[str], RunState]:
-    """The run keys (vendor run id, correlation id) and state a completion event carries."""
+    """The run keys (vendor run id, correlation id) and state a completion event carries.
+
+    A Leapwork or Workato callback names its run by the correlation id when it gives one,
+    and by nothing else: that id is what the run's callback token vouches for
+    (receiver/runtoken.py), so a token cannot complete a run named by another field."""
     return _PARSERS[event.type.split(".", 1)[0]](event)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from service import callback_tokens
 from service.automation.factsheet import flatten, snapshot
 from service.automation.rules import Rule
 from service.automation.templates import render
@@ -143,21 +144,27 @@ def _client(rule: Rule, resources: Resources) -> RunClient:
 
 async def _start(rule: Rule, cid: str, inputs: Any, resources: Resources) -> RunState:
     client = _client(rule, resources)
-    url, secret = callback_for(rule.vendor, resources)
+    url, secret = callback_for(rule.vendor, resources, cid)
     return await client.start(
         rule.target, inputs, correlation_id=cid, callback_url=url, callback_secret=secret
     )
 
 
-def callback_for(vendor: str, resources: Resources) -> tuple[str | None, str | None]:
-    """Where and with what credential a run should call back; (None, None) to poll only."""
-    settings = resources.settings
-    base = settings.automation.callback_base_url.rstrip("/")
-    credentials = {
-        "robocorp": settings.sources.robocorp.secrets,
-        "leapwork": settings.sources.leapwork.tokens,
-        "workato": settings.sources.workato.tokens,
-    }.get(vendor, ())
-    if not base or not credentials:
-        return None, None  # UiPath calls back through its tenant webhook, if configured
-    return f"{base}/callbacks/{vendor}", credentials[0]
+def callback_for(
+    vendor: str, resources: Resources, correlation_id: str = ""
+) -> tuple[str | None, str | None]:
+    """Where and with what credential a run should call back; (None, None) to poll only.
+
+    Robocorp signs its callbacks with the webhook secret it is given. A Leapwork flow or a
+    Workato recipe cannot sign: each run gets its own token, bound to its correlation id
+    (callback_tokens.py), so a token seen in one run's start cannot complete another run.
+    """
+    sources = resources.settings.sources
+    url = resources.settings.automation.callback_base_url.rstrip("/") + f"/callbacks/{vendor}"
+    if not resources.settings.automation.callback_base_url:
+        return None, None
+    if vendor == "robocorp" and sources.robocorp.secrets:
+        return url, sources.robocorp.secrets[0]
+    if vendor in ("leapwork", "workato") and sources.callback_signing_keys:
+        return url, callback_tokens.sign(sources.callback_signing_keys[0], vendor, correlation_id)
+    return None, None  # UiPath calls back through its tenant webhook, if configured

@@ -2,9 +2,12 @@
 vendor-neutral state of an automation run.
 
     connection error, timeout, 5xx, 429  -> VendorUnavailable (retry later; Retry-After kept)
+    any 3xx                              -> VendorRedirected (permanent), naming the target
     any other 4xx                        -> VendorRejected (permanent)
 
-Error texts carry the vendor, method, path and status, never a header or a credential.
+Redirects are never followed: aiohttp would re-send our headers (AccessKey, API-TOKEN,
+RC-WSKEY, bearer tokens) to whatever host the Location names. Error texts carry the
+vendor, method, path and status, never a header, a query string or a credential.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from service import metrics
-from service.errors import VendorRejected, VendorUnavailable
+from service.errors import VendorRedirected, VendorRejected, VendorUnavailable
 
 # timed_out: no completion came within the platform's deadline (written back as a failure).
+REDIRECTS = range(300, 400)
+SHOWN_PATH_CHARS = 200  # of a redirect target's path, in error texts
+
 RunStatus = Literal["pending", "running", "succeeded", "failed", "timed_out"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "timed_out"})
 
@@ -116,7 +122,8 @@ class HttpApi:
         where = f"{method} {URL(url).path}"
         try:
             async with asyncio.timeout(self.timeout_s):
-                async with self.session.request(method, url, **kwargs) as raw:
+                request = self.session.request(method, url, allow_redirects=False, **kwargs)
+                async with request as raw:
                     body = await raw.read()
                     response = Response(raw.status, CIMultiDict(raw.headers), body)
         except TimeoutError:
@@ -125,6 +132,8 @@ class HttpApi:
             ) from None
         except aiohttp.ClientError as exc:
             raise VendorUnavailable(self.vendor, f"{where} failed: {type(exc).__name__}") from None
+        if response.status in REDIRECTS:
+            raise self.redirected(where, URL(url), response)
         if response.status not in ok:
             raise self.translate(where, response)
         return response
@@ -137,6 +146,30 @@ class HttpApi:
             wait = retry_after(response.headers.get("Retry-After"))
             return VendorUnavailable(self.vendor, detail, retry_after_s=wait)
         return VendorRejected(self.vendor, detail, status=response.status)
+
+    def redirected(self, where: str, url: URL, response: Response) -> VendorRedirected:
+        """The error for a redirect, naming its target (without query or user info)."""
+        target = redirect_target(url, response.headers.get("Location"))
+        shown = target or "an unreadable or missing Location"
+        detail = (
+            f"{where} answered {response.status}, a redirect to {shown}: not followed, as it "
+            "would carry our credentials there; configure the URL that answers directly"
+        )
+        return VendorRedirected(self.vendor, detail, response.status, target)
+
+
+def redirect_target(url: URL, location: str | None) -> str | None:
+    """scheme://host[:port]/path of a Location, resolved against `url`; None if unreadable."""
+    if not location:
+        return None
+    try:
+        target = url.join(URL(location.strip()))
+        origin = target.host_port_subcomponent  # IDNA-encoded, [IPv6], default port left out
+    except ValueError:
+        return None
+    if not target.is_absolute() or not origin:
+        return None
+    return f"{target.scheme}://{origin}{target.raw_path[:SHOWN_PATH_CHARS]}"
 
 
 class RunnerApi(HttpApi):

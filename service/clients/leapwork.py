@@ -3,7 +3,9 @@
 Leapwork has no completion webhook, so `status()` polls the run and its run items the way
 Leapwork's own CI plugins do (../shared/reference/vendors.md §1). A flow can still call
 back: `start()` passes `callbackUrl` and `callbackToken` as schedule variables for a closing
-HTTP Request block. The runNow query string therefore carries a secret: never log that URL.
+HTTP Request block. runNow takes variables in its query string only (its body is empty), so
+that is where the token goes: it is the run's own (callback_tokens.py), good for that one
+run's completion, never a shared secret. Still, never log that URL.
 """
 
 from __future__ import annotations

@@ -8,10 +8,9 @@ from typing import Any
 
 from service.receiver import normalise
 from service.receiver.normalise import Facts
+from service.receiver.runtoken import RunCallback, RunToken
 from service.receiver.signatures import (
-    BearerToken,
     BodyHmac,
-    CallbackAuth,
     StandardWebhooks,
     StaticAuthorization,
     Verifier,
@@ -28,12 +27,19 @@ class Source:
     enable_hint: str
 
 
-def _callback(settings: CallbackSource, tolerance_s: int) -> Verifier | None:
+def _callback(
+    settings: CallbackSource, tolerance_s: int, token: RunToken | None
+) -> Verifier | None:
     signed = StandardWebhooks(settings.secrets, tolerance_s) if settings.secrets else None
-    bearer = BearerToken(settings.tokens) if settings.tokens else None
-    if signed is None and bearer is None:
+    if signed is None and token is None:
         return None
-    return CallbackAuth(signed, bearer)
+    return RunCallback(signed, token)
+
+
+def _run_token(vendor: str, settings: SourcesSettings) -> RunToken | None:
+    """Each run's own callback token (runtoken.py), if a signing key is configured."""
+    keys = settings.callback_signing_keys
+    return RunToken(vendor, keys) if keys else None
 
 
 def build(settings: SourcesSettings) -> tuple[Source, ...]:
@@ -67,15 +73,15 @@ def build(settings: SourcesSettings) -> tuple[Source, ...]:
         Source(
             "leapwork",
             "/callbacks/leapwork",
-            _callback(settings.leapwork, tolerance),
+            _callback(settings.leapwork, tolerance, _run_token("leapwork", settings)),
             normalise.leapwork,
-            "set LEAPWORK_CALLBACK_SECRET or LEAPWORK_CALLBACK_TOKEN",
+            "set CALLBACK_SIGNING_KEY (run tokens) or LEAPWORK_CALLBACK_SECRET",
         ),
         Source(
             "workato",
             "/callbacks/workato",
-            _callback(settings.workato, tolerance),
+            _callback(settings.workato, tolerance, _run_token("workato", settings)),
             normalise.workato,
-            "set WORKATO_CALLBACK_SECRET or WORKATO_CALLBACK_TOKEN",
+            "set CALLBACK_SIGNING_KEY (run tokens) or WORKATO_CALLBACK_SECRET",
         ),
     )

@@ -28,8 +28,7 @@ HUMAN_USER = "9d0a7e52-3c1b-4f6e-8a2d-5b4c3e2f1a00"  # an architect editing in L
 LEANIX_WEBHOOK_AUTH = "Bearer lab-leanix-webhook-credential"
 UIPATH_WEBHOOK_SECRET = "lab-uipath-webhook-secret"
 ROBOCORP_CALLBACK_SECRET = "lab-robocorp-callback-secret"
-LEAPWORK_CALLBACK_TOKEN = "lab-leapwork-callback-token"
-WORKATO_CALLBACK_TOKEN = "lab-workato-callback-token"
+CALLBACK_SIGNING_KEY = "lab-callback-signing-key-0123456789abcdef"  # signs each run's token
 LEAPWORK_ACCESS_KEY = "lab-leapwork-key"
 ROBOCORP_API_KEY = "lab-robocorp-key"
 ROBOCORP_WORKSPACE = "ws-lab"
@@ -162,8 +161,7 @@ class Lab:
             "leanix": {"authorization": [LEANIX_WEBHOOK_AUTH]},
             "uipath": {"secrets": [UIPATH_WEBHOOK_SECRET]},
             "robocorp": {"secrets": [ROBOCORP_CALLBACK_SECRET]},
-            "leapwork": {"tokens": [LEAPWORK_CALLBACK_TOKEN]},
-            "workato": {"tokens": [WORKATO_CALLBACK_TOKEN]},
+            "callback_signing_keys": [CALLBACK_SIGNING_KEY],
         }
 
     def _clients(self) -> dict[str, Any]:

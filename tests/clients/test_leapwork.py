@@ -8,16 +8,18 @@ import aiohttp
 import orjson
 import pytest
 
+from service import callback_tokens
 from service.clients.leapwork import LeapworkClient
 from service.errors import VendorRejected, VendorUnavailable
 from service.receiver import normalise
-from service.receiver.signatures import BearerToken
+from service.receiver.runtoken import RunToken
 from service.settings import LeapworkApi
 from service.simulators.leapwork import LeapworkSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 KEY = "Mo87Nc4qDAtzJNDb"
 TOKEN = "leapwork-callback-token-5e1f"
+SIGNING_KEY = "leapwork-test-callback-signing-key-0042"
 AWKWARD = {
     "factSheet": "a b&c=d",
     "plus": "1+1 %20 #frag ?q",
@@ -156,16 +158,18 @@ async def test_a_late_item_keeps_a_finished_run_running(
     assert state.outputs == {"passed": 1, "failed": 0, "total": 1}
 
 
-async def test_the_flow_calls_back_with_the_bearer_token(
+async def test_the_flow_calls_back_with_its_runs_own_token(
     sim: LeapworkSimulator, client: LeapworkClient, inbox: CallbackInbox
 ) -> None:
     target = {"schedule_id": sim.add_schedule("Smoke", ["Flow A", "Flow B"])}
     sim.next_outcome("Failed")
+    token = callback_tokens.sign(SIGNING_KEY, "leapwork", "fs-42")  # as the starter makes it
     run = await client.start(
-        target, {}, correlation_id="fs-42", callback_url=inbox.url, callback_secret=TOKEN
+        target, {}, correlation_id="fs-42", callback_url=inbox.url, callback_secret=token
     )
     callback = await inbox.next()
-    BearerToken([TOKEN]).verify(callback.headers, callback.body)
+    credential = RunToken("leapwork", [SIGNING_KEY]).verify(callback.headers, callback.body)
+    assert credential.scheme == "run-token"
     facts = normalise.leapwork(orjson.loads(callback.body))
     assert (facts.type, facts.subject) == ("leapwork.run.finished", run.run_id)
     body = orjson.loads(callback.body)

@@ -195,7 +195,8 @@ async def _chunks(body: bytes) -> Any:
 async def test_a_source_without_credentials_is_closed(
     make_settings: Callable[..., Settings], broker: Broker, inspector: Inspector
 ) -> None:
-    settings = make_settings(sources={"uipath": {"secrets": []}, "leapwork": {}})
+    closed = {"uipath": {"secrets": []}, "leapwork": {}, "callback_signing_keys": []}
+    settings = make_settings(sources=closed)
     async with TestClient(TestServer(create_app(settings, broker))) as client:
         for request in (senders.uipath(), senders.leapwork()):
             status, content_type, body, _ = await post(client, request)

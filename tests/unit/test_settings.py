@@ -84,7 +84,7 @@ def test_reprs_and_errors_hide_secrets() -> None:
             "UIPATH_WEBHOOK_SECRET": senders.UIPATH_SECRET,
             "ROBOCORP_WEBHOOK_SECRET": senders.ROBOCORP_SECRET,
             "WORKATO_CALLBACK_SECRET": senders.WHSEC,
-            "WORKATO_CALLBACK_TOKEN": senders.CALLBACK_TOKEN,
+            "CALLBACK_SIGNING_KEY": senders.CALLBACK_SIGNING_KEY,
         }
     )
     text = repr(loaded) + str(loaded)

@@ -175,7 +175,7 @@ class TestCallbackAuth:
         assert self.auth().verify(request.headers, request.body).scheme == "standard-webhooks"
 
     def test_bearer_request(self) -> None:
-        request = senders.bearer_callback("/callbacks/leapwork", b"{}")
+        request = senders.bearer_callback("/callbacks/leapwork", b"{}", senders.CALLBACK_TOKEN)
         assert self.auth().verify(request.headers, b"{}").scheme == "bearer-token"
 
     def test_wrong_bearer_token(self) -> None:
@@ -189,7 +189,7 @@ class TestCallbackAuth:
             self.auth(signed=False).verify(request.headers, request.body)
 
     def test_signed_only_refuses_a_bearer_token(self) -> None:
-        request = senders.bearer_callback("/callbacks/leapwork", b"{}")
+        request = senders.bearer_callback("/callbacks/leapwork", b"{}", senders.CALLBACK_TOKEN)
         with pytest.raises(Unauthorized, match="missing webhook-signature"):
             self.auth(bearer=False).verify(request.headers, b"{}")
 
