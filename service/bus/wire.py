@@ -9,8 +9,9 @@ that connection. aio-pika in turn refuses a delivery mode other than 1 or 2 and 
 expiration that is not a number, before any consumer callback runs, so the message is
 never settled.
 
-`install()` wraps `pamqp.frame.unmarshal` (the one function aiormq calls, looked up on
-the module at each call) so that:
+`install()` (the Broker and the tail call it before they connect) wraps
+`pamqp.frame.unmarshal`, the one function aiormq decodes with, looked up on the module
+at each call, so that:
 
     a content header that cannot be decoded  -> the same body size, with properties that
                                                 carry only UNREADABLE: why

@@ -33,7 +33,6 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelInvalidStateError
 
 from service import metrics
-from service.bus import wire
 from service.bus.acks import Acks
 from service.bus.broker import Broker
 from service.bus.topology import declare_retry_queues, retry_queue
@@ -83,7 +82,6 @@ class Consumer:
 
     async def start(self) -> None:
         """Wait for the broker, then consume (the robust channel re-consumes after reconnects)."""
-        wire.install()  # before the first delivery: no frame may stop the connection
         await self.broker.declared.wait()
         assert self.broker.connection is not None
         channel = await self.broker.connection.channel()
