@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from service.cloudevent import CloudEvent
 from service.errors import RetryLater, VendorRejected, VendorUnavailable
 from service.resources import Resources
+from service.store.ids import store_key
 
 
 def own_user_ids(resources: Resources) -> set[str]:
@@ -71,5 +71,4 @@ async def skip_reason(
 def sequence_key(fact_sheet_id: str, event_type: str) -> str:
     """What the newest sequence number is kept per: the Fact Sheet and the event type
     (hashed when longer than the store's 100-character key)."""
-    key = f"{fact_sheet_id}/{event_type}"
-    return key if len(key) <= 100 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return store_key(f"{fact_sheet_id}/{event_type}")

@@ -12,6 +12,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.store.ids import event_key
 from service.store.schema import fact_sheet_sequence as table
 
 
@@ -21,7 +22,7 @@ class SequenceStore:
 
     async def advance(self, fact_sheet_id: str, sequence: int, event_id: str) -> bool:
         """Record `sequence` for the Fact Sheet if it is the newest; False if it is stale."""
-        now = time.time()
+        now, event_id = time.time(), event_key(event_id)
         try:
             async with self.engine.begin() as connection:
                 values = {"sequence": sequence, "event_id": event_id, "updated_at": now}

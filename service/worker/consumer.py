@@ -40,6 +40,7 @@ from service.cloudevent import CloudEvent
 from service.errors import BrokerUnavailable, RetryLater
 from service.resources import Resources
 from service.settings import Settings
+from service.store.ids import event_key
 from service.worker import policy
 from service.worker.delivery import (
     Delivery,
@@ -124,7 +125,8 @@ class Consumer:
             await self._settle(message, sendable_key(message.routing_key), [failed])
             return
         event, attempt = delivery.event, delivery.attempt
-        with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type):
+        shown = event_key(event.id)  # as the store keys it: a 100 KB id is not logged whole
+        with structlog.contextvars.bound_contextvars(event_id=shown, event_type=event.type):
             handlers = self._handlers(delivery)
             if not handlers:
                 await self._acks.ack(message)
