@@ -73,7 +73,9 @@ async def test_sixteen_runs_completing_on_one_fact_sheet_at_once_are_all_written
 ) -> None:
     for simulator in (lab.leapwork, lab.robocorp, lab.uipath, lab.workato):
         simulator.run_duration_s = 1.0  # every run starts before the first one completes
-    service = await service_factory([rule(lab, n) for n in range(RUNS)])
+    # a schedule with room: each write-back whose 5 writes all collided takes one retry
+    schedule = {"retry_delays_s": [0.2, 0.5, 1.0, 2.0, 4.0]}
+    service = await service_factory([rule(lab, n) for n in range(RUNS)], worker=schedule)
     sheet = lab.leanix.add_fact_sheet("Application", "Contended")
 
     assert await lab.change(sheet) == 202
