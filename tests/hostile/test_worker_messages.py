@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
+from service.deadletters import DeadLetterQueue, Filters, replay_all
 from service.errors import RetryLater
 from service.settings import Settings
 from service.worker.consumer import Consumer
@@ -493,4 +494,27 @@ async def test_a_handler_error_whose_text_cannot_be_made_is_still_classified(
     await publish(settings, VALID, properties())
     seen = [(await worker.next_handled())[1] for _ in range(2)]  # retried, not dead-lettered
     assert sorted(c.attempt for c in seen) == [1, 2]
+    await assert_all_settled(worker)
+
+
+async def test_an_unreadable_message_replayed_without_its_poison_reaches_every_handler(
+    worker: Worker, settings: Settings, broker: Broker
+) -> None:
+    """Replay drops our bookkeeping headers, the poisoned one with them, and runs every
+    handler: `decode`, the failed handler of an unreadable message, is none of them."""
+    await worker.start()
+    await publish(settings, VALID, headers(**{_HANDLERS: 7}))
+    await eventually(lambda: _has_one_dead_letter(settings), what="the dead letter")
+
+    dlq = DeadLetterQueue(broker)
+    try:
+        letters = await dlq.read(Filters())
+        assert [letter.failed_handlers for letter in letters] == [["decode"]]
+        await replay_all(dlq, letters)
+    finally:
+        await dlq.release()
+
+    event, _ = await worker.next_handled()
+    assert event.id == "the-attack"
+    assert await dead_letter_count(settings) == 0
     await assert_all_settled(worker)
