@@ -187,7 +187,9 @@ class DeadLetterQueue:
         # (which keep the first death's time, so a second death would look old).
         headers = {k: v for k, v in letter.headers.items() if not _bookkeeping(str(k))}
         failed = letter.failed_handlers
-        if failed and str(letter.headers.get("x-bridge-error", "")).startswith("not a CloudEvent"):
+        if failed and str(letter.headers.get("x-bridge-error", "")).startswith(
+            policy.NO_HANDLER_ERRORS
+        ):
             failed = []
         if failed:
             headers[policy.HANDLERS] = [str(h) for h in failed]

@@ -12,12 +12,14 @@ import sys
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from service.bus import wire
 from service.settings import AmqpSettings
 
 
 async def tail(amqp: AmqpSettings, pattern: str = "#", stop: asyncio.Event | None = None) -> None:
     """Print every event whose routing key matches `pattern` until `stop` is set."""
     stop = stop or asyncio.Event()
+    wire.install()  # a message pamqp cannot decode must not stop the tail
     connection = await aio_pika.connect_robust(amqp.url)
     async with connection:
         channel = await connection.channel()

@@ -8,18 +8,25 @@
 - Events older than one already handled for the same Fact Sheet and event type: LeanIX
   does not deliver in order, and a stale snapshot must not undo a newer decision. Events
   of another type are not held against each other: an UPDATED delivered before its
-  CREATED must not cost the CREATED its run.
+  CREATED must not cost the CREATED its run. A number outside 0..2^63-1 is ignored for
+  ordering (the event is acted on, the number never stored); an absurd one inside it is
+  replaced by the next real one (service/store/sequence.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
+
+import structlog
 
 from service.cloudevent import CloudEvent
 from service.errors import RetryLater, VendorRejected, VendorUnavailable
 from service.resources import Resources
+from service.store import sequence as sequences
+from service.store.ids import store_key
+
+log = structlog.get_logger("service.automation")
 
 
 def own_user_ids(resources: Resources) -> set[str]:
@@ -81,17 +88,27 @@ async def skip_reason(
         await _learn_own_user(resources)
         if event_user_ids(data) & own_user_ids(resources):
             return "caused by our own technical user"
-    sequence = sequence_number(data)
-    if fact_sheet_id and sequence is not None:
-        key = sequence_key(fact_sheet_id, event.type)
-        fresh = await resources.database.sequences.advance(key, sequence, event.id)
-        if not fresh:
-            return "older than an event of its type already handled for this Fact Sheet"
+    if fact_sheet_id and await _stale(event, fact_sheet_id, sequence_number(data), resources):
+        return "older than an event of its type already handled for this Fact Sheet"
     return None
+
+
+async def _stale(
+    event: CloudEvent, fact_sheet_id: str, sequence: int | None, resources: Resources
+) -> bool:
+    """Whether a newer event of this type was handled for the Fact Sheet; a number the
+    store cannot order by is ignored for ordering (logged), never stored."""
+    if sequence is None:
+        return False
+    if not sequences.holds(sequence):
+        reason = f"not a transactionSequenceNumber (0 to {sequences.MAX_SEQUENCE})"
+        log.warning("sequence.ignored", sequence=str(sequence)[:40], reason=reason)
+        return False
+    key = sequence_key(fact_sheet_id, event.type)
+    return not await resources.database.sequences.advance(key, sequence, event.id)
 
 
 def sequence_key(fact_sheet_id: str, event_type: str) -> str:
     """What the newest sequence number is kept per: the Fact Sheet and the event type
     (hashed when longer than the store's 100-character key)."""
-    key = f"{fact_sheet_id}/{event_type}"
-    return key if len(key) <= 100 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return store_key(f"{fact_sheet_id}/{event_type}")

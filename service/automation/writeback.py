@@ -1,7 +1,10 @@
 """Write-back: a finished run's outcome onto the Fact Sheet that started it.
 
 The rule says what to set for success and for failure (fields, tags, lifecycle, lxState,
-all templated from the run) and what to comment. A rule that says nothing still gets a
+all templated from the run: one updateFactSheet) and what to comment. Other writers
+change the same Fact Sheet meanwhile: a stale rev is re-read and re-applied by the
+client, and one that stays stale (RevisionConflict) retries the event on its schedule;
+only a validation error is permanent. A rule that says nothing still gets a
 comment with the outcome and a link to the run: nobody should have to look it up.
 """
 
@@ -65,11 +68,12 @@ async def write_back(run: Run, rule: Rule | None, resources: Resources, log: Any
     context = run_context(run, rule)
     outcome = _outcome(run, rule)
     changes = patches(outcome, context)
+    if outcome.tags:  # one write with the fields: one rev to hold, half the conflicts
+        names = [_text(render(t, context)) for t in outcome.tags]
+        changes.append(Patch.json("add", "/tags", [{"tagName": name} for name in names]))
     note = f"leanix-bridge: {run.vendor} run {run.run_id} {run.outcome}"
-    if changes:
+    if changes:  # a stale rev on every try raises RevisionConflict: the event is retried
         await leanix.update_fact_sheet(run.fact_sheet_id, changes, comment=note)
-    if outcome.tags:
-        await leanix.add_tags(run.fact_sheet_id, [_text(render(t, context)) for t in outcome.tags])
     comment = _comment(rule)
     if comment:
         message = " ".join(_text(render(comment, context)).split())

@@ -22,7 +22,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 from service import metrics
-from service.bus import frames
+from service.bus import frames, wire
 from service.bus.pipeline import Pipeline
 from service.bus.topology import Topology, declare
 from service.errors import BrokerUnavailable
@@ -90,6 +90,7 @@ class Broker:
         log.info("broker.ready", url=self.settings.safe_url, exchange=self.settings.exchange)
 
     async def _open(self) -> None:
+        wire.install()  # before any delivery: no message may stop the connection's reader
         connection = await aio_pika.connect_robust(
             self.settings.url, reconnect_interval=self.settings.connect_retry_s
         )

@@ -10,7 +10,9 @@
              most); a 5xx or a timeout raises VendorUnavailable at once; errors[] raises
              GraphQLErrors, a VendorRejected
     writes   updateFactSheet under optimistic locking on rev: a stale rev is re-read and the
-             patches re-applied; update_many puts many mutations in one request with aliases
+             patches re-applied after a jittered, doubling backoff (5 writes at most, then
+             RevisionConflict: retry later); update_many puts many mutations in one
+             request with aliases
 
 The documents, values and error helpers are in leanix_graphql.py; the pace in ratelimit.py.
 
@@ -23,6 +25,7 @@ import asyncio
 import base64
 import dataclasses
 import hashlib
+import random
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ from service.clients.leanix_graphql import (
     FactSheet,
     GraphQLErrors,
     Patch,
+    RevisionConflict,
     Update,
     UpdateResult,
     as_int,
@@ -60,7 +64,9 @@ TOKEN_PATH = "/services/mtm/v1/oauth2/token"
 GRAPHQL_PATH = "/services/pathfinder/v1/graphql"
 RATE_LIMITED_RETRIES = 5  # 429s waited out for one request
 RATE_LIMITED_BUDGET_S = 60.0  # ...and the most time spent waiting them out
-STALE_ATTEMPTS = 3  # writes of one update when its rev keeps turning out stale
+STALE_ATTEMPTS = 5  # writes of one update when its rev keeps turning out stale
+STALE_BACKOFF_S = 0.05  # the first pause before re-reading a stale rev; doubles each time
+STALE_BACKOFF_MAX_S = 2.0
 BATCH_SIZE = 25  # mutations per request in update_many
 T = TypeVar("T")
 
@@ -142,16 +148,20 @@ class LeanixClient(HttpApi):
         rev: int | None = None,
         validate_only: bool = False,
     ) -> FactSheet:
-        """Apply patches at `rev` (read first if None); on a stale rev re-read and re-apply."""
-        for _ in range(STALE_ATTEMPTS - 1):
+        """Apply patches at `rev` (read first if None). A stale rev is re-read and the
+        patches re-applied after a jittered backoff; still stale after STALE_ATTEMPTS
+        writes -> RevisionConflict (retry later). Any other GraphQL error is raised as is."""
+        for attempt in range(1, STALE_ATTEMPTS + 1):
             try:
                 return await self._update_once(id, patches, comment, rev, validate_only)
             except GraphQLErrors as exc:
                 if not exc.stale:
                     raise
-                log.info("leanix.rev.stale", fact_sheet_id=id, rev=rev)
-                rev = None
-        return await self._update_once(id, patches, comment, rev, validate_only)
+                log.info("leanix.rev.stale", fact_sheet_id=id, rev=rev, attempt=attempt)
+                stale, rev = exc, None
+            if attempt < STALE_ATTEMPTS:
+                await asyncio.sleep(stale_backoff_s(attempt))
+        raise RevisionConflict(id, STALE_ATTEMPTS, stale)
 
     async def create_comment(self, fact_sheet_id: str, message: str) -> str:
         """Comment on a fact sheet; return the comment's id."""
@@ -172,8 +182,9 @@ class LeanixClient(HttpApi):
     ) -> list[UpdateResult]:
         """Apply many updates, `batch_size` per request; return one result per update, in order.
 
-        A stale rev is re-read and retried in a later batch. A request that fails as a
-        whole raises; the updates of earlier batches have been applied by then.
+        A stale rev is re-read and retried in a later batch, after a jittered backoff. A
+        request that fails as a whole raises; the updates of earlier batches have been
+        applied by then.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -185,6 +196,7 @@ class LeanixClient(HttpApi):
             pending = await self._write(pending, results, batch_size, retry_stale=not last)
             if not pending:
                 break
+            await asyncio.sleep(stale_backoff_s(attempt))
         return [results[i] for i in range(len(updates))]
 
     async def _update_once(
@@ -392,6 +404,13 @@ def jwt_user_ids(token: str) -> tuple[str, ...]:
     principal = claims.get("principal")
     found = [claims.get("sub"), principal.get("id") if isinstance(principal, dict) else None]
     return tuple(dict.fromkeys(i for i in found if isinstance(i, str) and i))
+
+
+def stale_backoff_s(attempt: int) -> float:
+    """The pause after the `attempt`th stale write: full jitter over a doubling window, so
+    writers that collided do not collide again in step."""
+    window = min(STALE_BACKOFF_MAX_S, STALE_BACKOFF_S * 2 ** (attempt - 1))
+    return random.uniform(0, window)
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:

@@ -3,7 +3,8 @@
     documents  FACT_SHEET_FIELDS (what every read and write asks for), UPDATE_MUTATION,
                COMMENT_MUTATION, and batch_mutation: many updateFactSheet under aliases
     values     Patch (LeanIX takes every value as a string), FactSheet, Update, UpdateResult
-    errors     GraphQLErrors; error_code, describe, is_stale for one error of errors[];
+    errors     GraphQLErrors (VendorRejected), RevisionConflict (VendorUnavailable: a rev
+               stale on every try); error_code, describe, is_stale for one error of errors[];
                by_alias / errors_of / result_of split a batch answer per alias
 
 Pure: no I/O here. The client (service/clients/leanix.py) sends these documents.
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-from service.errors import VendorRejected
+from service.errors import VendorRejected, VendorUnavailable
 
 # What every read and write asks for. Only Application and ITComponent are named for the
 # lifecycle because a fragment on a type the workspace lacks fails the whole query.
@@ -52,6 +53,7 @@ _STALE = re.compile(
     r"(?<![a-z])(?:rev(?![a-z])|revision|version|conflict|outdated|stale)", re.IGNORECASE
 )
 _CODE = re.compile(r"^\s*\[([A-Z0-9_]+)\]")
+_VALIDATION = "MODEL_COMPLIANT"
 
 PatchOp = Literal["add", "replace", "remove"]
 _PATCH_OPS = frozenset({"add", "replace", "remove"})
@@ -149,6 +151,17 @@ class UpdateResult:
         return self.fact_sheet is not None and not self.errors
 
 
+class RevisionConflict(VendorUnavailable):
+    """A fact sheet changed under every one of our writes (a stale rev each time): the
+    write may well succeed later, so the event is retried on its schedule."""
+
+    def __init__(self, fact_sheet_id: str, attempts: int, last: GraphQLErrors) -> None:
+        super().__init__(
+            "leanix", f"fact sheet {fact_sheet_id} changed under each of {attempts} writes: {last}"
+        )
+        self.errors = last.errors
+
+
 class GraphQLErrors(VendorRejected):
     """LeanIX answered with GraphQL `errors[]`; `.errors` holds them as sent."""
 
@@ -185,9 +198,13 @@ def describe(error: Mapping[str, Any]) -> str:
 
 
 def is_stale(error: Mapping[str, Any]) -> bool:
-    """Whether a GraphQL error looks like a stale rev (a tolerant guess; see _STALE)."""
+    """Whether a GraphQL error looks like a stale rev (a tolerant guess; see _STALE). A
+    MODEL_COMPLIANT error is LeanIX's validation error (reference §3.4): never stale, even
+    when the field it names is called "version"."""
     extensions = error.get("extensions")
     kind = extensions.get("errorType") if isinstance(extensions, Mapping) else None
+    if kind == _VALIDATION:
+        return False
     return bool(_STALE.search(f"{error.get('message') or ''} {kind or ''}"))
 
 

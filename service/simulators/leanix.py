@@ -83,7 +83,8 @@ class LeanixSimulator(Simulator):
         self.mutations: list[dict[str, Any]] = []
         self.tags: dict[str, str] = {}  # name -> id
         self.issued: dict[str, Issued] = {}
-        self.requests: Counter[str] = Counter()  # token, graphql, unauthorized, rate_limited
+        # token, graphql, unauthorized, rate_limited, stale_rev
+        self.requests: Counter[str] = Counter()
         self.subscriptions: list[Subscription] = []
         # A technical user's `principal.id` where it differs from its `sub`, and which of
         # the two a webhook's userId carries: LeanIX documents neither.
@@ -335,6 +336,8 @@ class LeanixSimulator(Simulator):
         validateOnly: bool | None = None,  # named as in the schema
     ) -> dict[str, Any]:
         current = self._get(id)
+        if isinstance(rev, int) and rev != current.rev:
+            self.requests["stale_rev"] += 1  # a write refused as a conflict
         check_rev(current, rev)
         draft = copy.deepcopy(current)
         for patch in patches:

@@ -16,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.store.ids import event_key
 from service.store.schema import attempts, events, fitted
 
 STATUSES = ("handled", "unhandled", "retrying", "dead_lettered")
@@ -96,6 +97,7 @@ class EventLog:
             "status": head.status, "attempts": head.attempts, "last_error": head.last_error,
             "data": data_json.decode() if data_json else None,
         })  # fmt: skip
+        row["id"] = event_key(head.id)  # any length a CloudEvent allows
         try:
             await self._record(row, tries)
         except sa.exc.IntegrityError:  # another worker created the row meanwhile: update it
@@ -118,6 +120,7 @@ class EventLog:
 
     async def get(self, event_id: str) -> tuple[LoggedEvent, list[Attempt]] | None:
         """One event with its attempts, oldest attempt first."""
+        event_id = event_key(event_id)
         async with self.engine.connect() as connection:
             row = (
                 await connection.execute(sa.select(events).where(events.c.id == event_id))

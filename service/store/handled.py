@@ -3,6 +3,7 @@
 A delivery claims (event id, handler) before the work and marks it handled after. A
 second delivery finds the claim: handled -> skip; claimed less than a lease ago -> the
 work is under way elsewhere, retry later; older -> its worker died, take it over.
+Event ids of any length are keyed through `ids.event_key`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.store.ids import event_key
 from service.store.schema import handled
 
 Claim = Literal["claimed", "done", "busy"]
@@ -24,7 +26,7 @@ class HandledStore:
 
     async def claim(self, event_id: str, handler: str, lease_s: float) -> Claim:
         """Claim the work of `handler` on this event."""
-        now = time.time()
+        now, event_id = time.time(), event_key(event_id)
         try:
             async with self.engine.begin() as connection:
                 row = {"event_id": event_id, "handler": handler, "claimed_at": now}
@@ -44,12 +46,14 @@ class HandledStore:
 
     async def mark(self, event_id: str, handler: str) -> None:
         """Record that `handler` finished this event."""
+        event_id = event_key(event_id)
         key = sa.and_(handled.c.event_id == event_id, handled.c.handler == handler)
         async with self.engine.begin() as connection:
             await connection.execute(handled.update().where(key).values(handled_at=time.time()))
 
     async def release(self, event_id: str, handler: str) -> None:
         """Drop an unfinished claim, so the event's retry can claim it at once."""
+        event_id = event_key(event_id)
         key = sa.and_(
             handled.c.event_id == event_id,
             handled.c.handler == handler,
@@ -60,6 +64,7 @@ class HandledStore:
 
     async def is_handled(self, event_id: str, handler: str) -> bool:
         """Whether `handler` already finished its work for this event."""
+        event_id = event_key(event_id)
         query = sa.select(handled.c.handled_at).where(
             handled.c.event_id == event_id, handled.c.handler == handler
         )

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clients.base import RunState
+from service.store.ids import event_key
 from service.store.schema import fitted, runs
 
 OPEN = ("starting", "running")
@@ -79,7 +80,7 @@ class RunStore:
         inputs: Mapping[str, Any],
     ) -> tuple[Run, bool]:
         """Record the intent to start a run: (the run, True if it is new)."""
-        now = time.time()
+        now, event_id = time.time(), event_key(event_id)
         row = dict(
             correlation_id=correlation_id, vendor=vendor, rule=rule, event_id=event_id,
             fact_sheet_id=fact_sheet_id, target=_json(target), inputs=_json(inputs),
@@ -145,6 +146,7 @@ class RunStore:
         The same event asking again (its own retry) wins again, so a write-back that
         failed half-way can be finished by the retry.
         """
+        event_id = event_key(event_id)
         values = dict(
             status="completed", outcome=state.status, vendor_state=state.vendor_state,
             outputs=_json(state.outputs), detail=state.detail, completed_by=event_id,

@@ -4,7 +4,8 @@ Settlement, as a table:
 
     every matching handler succeeded      -> ack
     no handler matches the event type     -> ack, logged as unhandled
-    the body is not a CloudEvent          -> dead letter with the reason, then ack
+    the message cannot be read            -> dead letter with the reason, then ack (whatever
+                                             its headers, properties or body: delivery.py)
     a handler failed, retryably           -> a copy to the retry queue of its next delay
                                              (only the failed handlers run again), then ack;
                                              schedule exhausted -> dead letter
@@ -12,6 +13,8 @@ Settlement, as a table:
                                              handlers, attempts and the error, then ack
     the re-publish itself failed          -> reject without requeue: the broker dead-letters
                                              it (no hot requeue loop)
+    anything else raised while working    -> dead letter with the error, else reject without
+                                             requeue: never left unsettled
 
 A message is acked only after its work is done, or after its copy is confirmed. The acks
 of one turn of the loop go out together (service/bus/acks.py).
@@ -20,22 +23,33 @@ of one turn of the loop go out together (service/bus/acks.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aiormq.exceptions import ChannelInvalidStateError
 
 from service import metrics
 from service.bus.acks import Acks
 from service.bus.broker import Broker
 from service.bus.topology import declare_retry_queues, retry_queue
-from service.cloudevent import CloudEvent, decode
+from service.cloudevent import CloudEvent
 from service.errors import BrokerUnavailable, RetryLater
 from service.resources import Resources
 from service.settings import Settings
+from service.store.ids import event_key
 from service.worker import policy
+from service.worker.delivery import (
+    Delivery,
+    Unreadable,
+    read,
+    sendable_headers,
+    sendable_id,
+    sendable_key,
+)
 from service.worker.journal import Journal, Ran
 from service.worker.policy import Failure
 from service.worker.registry import Context, Registration, Registry
@@ -95,6 +109,8 @@ class Consumer:
         self._idle.clear()
         try:
             await self._process(message)
+        except Exception as exc:
+            await self._abandon(message, exc)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -103,21 +119,22 @@ class Consumer:
     async def _process(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
         try:
-            event = decode(message.body)
-        except ValueError as exc:
-            failed = Failure("decode", f"not a CloudEvent: {exc}", retryable=False)
-            await self._settle(message, message.routing_key or "unknown", [failed])
+            delivery = read(message)
+        except Unreadable as exc:
+            failed = Failure("decode", exc.reason, retryable=False)
+            await self._settle(message, sendable_key(message.routing_key), [failed])
             return
-        attempt = _attempt(message)
-        with structlog.contextvars.bound_contextvars(event_id=event.id, event_type=event.type):
-            handlers = self._handlers(event, message)
+        event, attempt = delivery.event, delivery.attempt
+        shown = event_key(event.id)  # as the store keys it: a 100 KB id is not logged whole
+        with structlog.contextvars.bound_contextvars(event_id=shown, event_type=event.type):
+            handlers = self._handlers(delivery)
             if not handlers:
                 await self._acks.ack(message)
                 log.info("event.unhandled", subject=event.subject)
                 metrics.unhandled.inc()
-                await self.journal.write(event, len(message.body), attempt, [], {})
+                await self.journal.write(event, delivery.body_size, attempt, [], {})
                 return
-            ran = await self._dispatch(event, handlers, message, attempt)
+            ran = await self._dispatch(delivery, handlers)
             failures = [r.failure for r in ran if r.failure is not None]
             fates = await self._settle(message, event.type, failures)
             duration = round((time.perf_counter() - started) * 1000, 2)
@@ -125,31 +142,38 @@ class Consumer:
             log.info(
                 f"event.{outcome}", handlers=len(handlers), attempt=attempt, duration_ms=duration
             )
-            await self.journal.write(event, len(message.body), attempt, ran, fates)
+            await self.journal.write(event, delivery.body_size, attempt, ran, fates)
 
-    def _handlers(self, event: CloudEvent, message: AbstractIncomingMessage) -> list[Registration]:
-        matched = self.registry.match(event.type)
-        only = (message.headers or {}).get(policy.HANDLERS)
-        if only is None:
+    async def _abandon(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        """Settle a message whose handling raised (a bug): dead-letter it with the error,
+        else reject it so the broker dead-letters it. Never leave it unsettled."""
+        if isinstance(exc, ChannelInvalidStateError):  # the channel is gone: it comes again
+            log.warning("event.unsettled_channel_closed", error=str(exc))
+            return
+        log.error("event.processing_failed", error=repr(exc)[:1000])
+        text = f"the worker failed on this message: {policy.describe(exc)}"
+        failed = Failure("worker", text[:1000], retryable=False)
+        try:
+            await self._settle(message, sendable_key(message.routing_key), [failed])
+        except Exception as again:
+            log.error("event.dead_letter_failed", error=repr(again)[:1000])
+            with contextlib.suppress(Exception):
+                await message.reject(requeue=False)
+
+    def _handlers(self, delivery: Delivery) -> list[Registration]:
+        matched = self.registry.match(delivery.event.type)
+        if delivery.handlers is None:
             return matched
-        wanted = {str(name) for name in only}  # type: ignore[union-attr]
-        return [r for r in matched if r.name in wanted]
+        return [r for r in matched if r.name in delivery.handlers]
 
-    async def _dispatch(
-        self,
-        event: CloudEvent,
-        handlers: list[Registration],
-        message: AbstractIncomingMessage,
-        attempt: int,
-    ) -> list[Ran]:
+    async def _dispatch(self, delivery: Delivery, handlers: list[Registration]) -> list[Ran]:
         ran = []
-        headers = message.headers or {}
-        redelivered = bool(message.redelivered) or attempt > 1 or bool(headers.get(policy.WAITED))
+        redelivered, attempt = delivery.redelivered, delivery.attempt
         for registration in handlers:
             bound = log.bind(handler=registration.name)
             context = Context(self.settings, bound, redelivered, attempt, self.resources)
             started = time.perf_counter()
-            failed, skipped = await self._run_one(event, registration, context)
+            failed, skipped = await self._run_one(delivery.event, registration, context)
             elapsed = (time.perf_counter() - started) * 1000
             if failed is not None:
                 log.warning("handler.failed", handler=registration.name, error=failed.error)
@@ -232,7 +256,7 @@ class Consumer:
         self, message: AbstractIncomingMessage, failed: list[Failure], attempt: int, delay: float
     ) -> None:
         headers = {
-            **(message.headers or {}),
+            **sendable_headers(message),
             policy.ATTEMPT: attempt + 1,
             policy.HANDLERS: [f.handler for f in failed],
             policy.LAST_ERROR: failed[0].error[:1000],
@@ -243,7 +267,7 @@ class Consumer:
             message.body,
             exchange="",
             routing_key=retry_queue(self.settings.amqp, delay),
-            message_id=message.message_id or "",
+            message_id=sendable_id(message),
             timeout_s=REPUBLISH_TIMEOUT_S,
             headers=headers,
             expiration_s=policy.jittered(delay),
@@ -261,7 +285,7 @@ class Consumer:
         attempt: int,
     ) -> None:
         headers: dict[str, Any] = {
-            **(message.headers or {}),
+            **sendable_headers(message),
             "x-bridge-error": failed[0].error[:1000],
             "x-bridge-failed-handlers": [f.handler for f in failed],
             "x-bridge-attempts": attempt,
@@ -272,7 +296,7 @@ class Consumer:
             message.body,
             exchange=self.settings.amqp.dead_letter_exchange,
             routing_key=routing_key,
-            message_id=message.message_id or "",
+            message_id=sendable_id(message),
             timeout_s=REPUBLISH_TIMEOUT_S,
             headers=headers,
         )

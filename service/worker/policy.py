@@ -27,6 +27,9 @@ ATTEMPT = "x-bridge-attempt"
 HANDLERS = "x-bridge-handlers"
 LAST_ERROR = "x-bridge-last-error"
 WAITED = "x-bridge-waited"  # a copy that waited for a claim: delivered before
+# Dead letters no handler failed: the message could not be read (service/worker/delivery.py),
+# or the worker itself failed on it. Their error starts with one of these.
+NO_HANDLER_ERRORS = ("not a CloudEvent", "unreadable message", "the worker failed on this message")
 JITTER = 0.2  # each wait is 80-100% of its delay: never longer than the queue's TTL
 
 
@@ -44,8 +47,16 @@ def failure(handler: str, exc: BaseException, delays_s: tuple[float, ...]) -> Fa
     """Classify one handler's exception."""
     retryable = isinstance(exc, RetryLater | TimeoutError | ConnectionError)
     wait = exc.retry_after_s if isinstance(exc, VendorUnavailable) else None
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return Failure(handler, text, retryable, wait, delays_s)
+    return Failure(handler, describe(exc), retryable, wait, delays_s)
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: text` of an exception, even one whose text cannot be made."""
+    try:
+        text = str(exc)
+    except Exception:  # a handler's exception may break its own __str__
+        text = "(its text cannot be shown)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def busy(handler: str, wait_s: float, delays_s: tuple[float, ...]) -> Failure:

@@ -1,4 +1,3 @@
-"""Hostile-input tests: what a malicious or broken sender or vendor can send us.
-
-Each test is bounded in time and size; files are named after their area
-(`test_<area>_*.py`)."""
+"""Hostile tests: each tries an attack for real (a real socket, a real RabbitMQ, a real
+PostgreSQL) and asserts its outcome, bounded in time and count. Each area keeps its
+fixtures in its own files (tests/hostile/<area>_*.py) so that the files do not collide."""
