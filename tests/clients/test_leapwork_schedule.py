@@ -25,6 +25,7 @@ from tests.clients.support import wait_until
 
 KEY = "Mo87Nc4qDAtzJNDb"
 TOKEN = "leapwork-callback-token-0c1d"
+SIGNING_KEY = "schedule-test-signing-key-0123456789abcdef"  # 32+ characters
 OURS = ["correlationId", "callbackUrl", "callbackToken"]
 
 
@@ -60,7 +61,7 @@ def resources(
     ]
     tree: dict[str, Any] = {
         "rules": rules,
-        "sources": {"leapwork": {"tokens": [TOKEN]}},
+        "sources": {"callback_signing_keys": [SIGNING_KEY]},
         "automation": {"callback_base_url": "https://bridge.example.com" if callbacks else ""},
     }
     settings = from_mapping(tree)
