@@ -88,18 +88,21 @@ def start_body(
     callback_url: str | None,
     callback_secret: str | None,
 ) -> dict[str, Any]:
-    """The process-runs request: one payload, and a callback when a URL is given."""
+    """The process-runs request: one payload, and a callback when a URL and a secret are
+    given (Control Room requires url, secret and callback_events; without a secret the run
+    is polled)."""
     body: dict[str, Any] = {
         "type": "with_payloads",
         "payloads": [{**inputs, "correlationId": correlation_id}],
     }
-    if callback_url:
-        callback: dict[str, Any] = {"url": callback_url, "callback_events": [*CALLBACK_EVENTS]}
-        # [U] Whether Control Room signs per-run callbacks like webhooks is unconfirmed;
-        # without a secret it cannot sign, and our receiver will refuse the callback.
-        if callback_secret:
-            callback["secret"] = callback_secret
-        body["callback"] = callback
+    if callback_url and callback_secret:
+        # [U] That Control Room signs per-run callbacks with this secret, like webhooks, is
+        # unconfirmed (contracts/robocorp.json); our receiver refuses unsigned ones.
+        body["callback"] = {
+            "url": callback_url,
+            "secret": callback_secret,
+            "callback_events": [*CALLBACK_EVENTS],
+        }
     return body
 
 

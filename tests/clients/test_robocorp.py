@@ -91,6 +91,14 @@ async def test_no_callback_url_asks_for_no_callback(
     assert sim.runs[run.run_id].callback is None
 
 
+async def test_no_callback_secret_asks_for_no_callback(
+    sim: RobocorpSimulator, client: RobocorpClient, target: dict[str, str]
+) -> None:
+    # Control Room requires url, secret and callback_events: without a secret, poll.
+    run = await client.start(target, {}, correlation_id="c-1", callback_url="http://cb/x")
+    assert sim.runs[run.run_id].callback is None
+
+
 async def test_a_completed_run_succeeds(
     sim: RobocorpSimulator, client: RobocorpClient, target: dict[str, str]
 ) -> None:
@@ -174,9 +182,9 @@ async def test_a_wrong_key_is_rejected_for_good_with_the_code(
 
 
 async def test_an_unknown_process_is_rejected_with_the_code(client: RobocorpClient) -> None:
-    with pytest.raises(VendorRejected, match="not_found") as caught:
+    with pytest.raises(VendorRejected, match="forbidden: process nope") as caught:
         await client.start({"process_id": "nope"}, {}, correlation_id="c-1")
-    assert caught.value.status == 404
+    assert caught.value.status == 403  # the spec lists 400, 403, 409 for a start
 
 
 async def test_the_target_workspace_overrides_the_settings(
