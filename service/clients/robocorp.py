@@ -32,6 +32,9 @@ STATES: Mapping[str, RunStatus] = {
     "unresolved": "failed",
 }
 CALLBACK_EVENTS = ("completed", "unresolved")
+# The API key's permissions each call needs (contracts/robocorp.json: reading a run takes
+# read_processes, not read_runs).
+PERMISSIONS = "Processes.trigger_processes to start runs, Processes.read_processes to read them"
 
 
 class RobocorpClient(RunnerApi):
@@ -72,8 +75,13 @@ class RobocorpClient(RunnerApi):
         return run_state(run_id, doc if isinstance(doc, dict) else {})
 
     def translate(self, where: str, response: Response) -> Exception:
-        """The error for an unexpected status, with Control Room's error code in its text."""
-        return super().translate(where, with_error_text(response))
+        """The error for an unexpected status, with Control Room's error code in its text
+        (and on a 403, the permissions the API key needs)."""
+        readable = with_error_text(response)
+        if response.status == 403:
+            hint = f" (the API key needs {PERMISSIONS})".encode()
+            readable = dataclasses.replace(readable, body=readable.body[:200] + hint)
+        return super().translate(where, readable)
 
     def _url(self, target: Mapping[str, Any], path: str) -> URL:
         workspace = target.get("workspace_id") or self._workspace

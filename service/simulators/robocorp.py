@@ -26,6 +26,7 @@ from service.simulators.base import Handler, Simulator, json_response
 
 API = "/api/v1"
 START_TYPES = frozenset({"with_payloads", "with_work_item_ids", "with_inputs"})
+TRIGGER, READ = "Processes.trigger_processes", "Processes.read_processes"  # the spec's names
 EVENTS = frozenset({"started", "completed", "unresolved"})
 
 
@@ -86,10 +87,12 @@ class RobocorpSimulator(Simulator):
         workspace_id: str = "ws-sim",
         *,
         run_duration_s: float = 0.2,
+        permissions: frozenset[str] = frozenset({TRIGGER, READ}),
     ) -> None:
         super().__init__()
         self.api_key = api_key
         self.workspace_id = workspace_id
+        self.permissions = permissions  # the API key's
         self.run_duration_s = run_duration_s
         self.processes: dict[str, str] = {}  # id -> name
         self.runs: dict[str, Run] = {}
@@ -120,16 +123,18 @@ class RobocorpSimulator(Simulator):
     def routes(self, app: web.Application) -> None:
         workspace = f"{API}/workspaces/{{ws}}"
         add, guard = app.router.add_route, self._guard
-        add("POST", f"{workspace}/processes/{{pid}}/process-runs", guard(self._start_run))
-        add("GET", f"{workspace}/process-runs/{{rid}}", guard(self._get_run))
+        add("POST", f"{workspace}/processes/{{pid}}/process-runs", guard(self._start_run, TRIGGER))
+        add("GET", f"{workspace}/process-runs/{{rid}}", guard(self._get_run, READ))
 
-    def _guard(self, handler: Handler) -> Handler:
+    def _guard(self, handler: Handler, permission: str) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, f"RC-WSKEY {self.api_key}".encode()):
                 return _error(401, "unauthorized", "a valid RC-WSKEY API key is required")
             if request.match_info["ws"] != self.workspace_id:
                 return _error(403, "forbidden", "the API key has no access to this workspace")
+            if permission not in self.permissions:
+                return _error(403, "forbidden", f"the API key lacks the permission {permission}")
             return await handler(request)
 
         return checked

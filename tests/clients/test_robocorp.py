@@ -261,3 +261,26 @@ async def test_secrets_stay_out_of_reprs_and_errors(
             )
         assert KEY not in str(caught.value)
         assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("missing", "call"),
+    [("Processes.trigger_processes", "start"), ("Processes.read_processes", "status")],
+)
+async def test_a_key_without_a_permission_is_rejected_naming_what_it_needs(
+    sim: RobocorpSimulator,
+    client: RobocorpClient,
+    target: dict[str, str],
+    missing: str,
+    call: str,
+) -> None:
+    run = await client.start(target, {}, correlation_id="c-1")
+    sim.permissions = sim.permissions - {missing}  # reading a run takes read_processes
+    with pytest.raises(VendorRejected) as caught:
+        if call == "start":
+            await client.start(target, {}, correlation_id="c-2")
+        else:
+            await client.status(run.run_id, target)
+    assert caught.value.status == 403
+    assert f"lacks the permission {missing}" in str(caught.value)
+    assert "needs Processes.trigger_processes to start runs" in str(caught.value)
