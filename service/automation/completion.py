@@ -44,9 +44,12 @@ def _uipath(event: CloudEvent) -> tuple[list[str], RunState]:
     jobs = data.get("Jobs")
     if not isinstance(job, Mapping) and isinstance(jobs, list) and jobs:
         job = jobs[0]
-    state = job_run_state(job if isinstance(job, Mapping) else {})
-    reference = job.get("Reference") if isinstance(job, Mapping) else None
-    return [state.run_id, *([str(reference)] if reference else [])], state
+    job = job if isinstance(job, Mapping) else {}
+    state = job_run_state(job)
+    # A webhook's job has no Reference (contracts/uipath.json): it is matched by its Id,
+    # which is the run id we keep, or by its Key.
+    key = job.get("Key")
+    return [state.run_id, *([str(key)] if key else [])], state
 
 
 def _robocorp(event: CloudEvent) -> tuple[list[str], RunState]:

@@ -74,6 +74,8 @@ class Patch:
             raise ValueError(f"a patch path starts with '/', not {self.path!r}")
         if not isinstance(self.value, str):
             raise TypeError("patch values are strings: use Patch.json() for structured values")
+        if self.op == "remove" and self.value:
+            raise ValueError(f"a remove patch takes no value (path {self.path!r})")
 
     @classmethod
     def json(cls, op: PatchOp, path: str, obj: Any) -> Patch:
@@ -81,8 +83,8 @@ class Patch:
         return cls(op, path, orjson.dumps(obj).decode())
 
     def variable(self) -> dict[str, str]:
-        """Return the GraphQL `Patch` input."""
-        if self.op == "remove" and not self.value:
+        """Return the GraphQL `Patch` input; a remove carries no value."""
+        if self.op == "remove":
             return {"op": self.op, "path": self.path}
         return {"op": self.op, "path": self.path, "value": self.value}
 

@@ -10,6 +10,7 @@ run's completion, never a shared secret. Still, never log that URL.
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ class LeapworkClient(RunnerApi):
         callback_secret: str | None = None,
     ) -> RunState:
         """Run the target schedule now, with the inputs as schedule variables."""
-        schedule = _required(target, "schedule_id")
+        schedule = _guid(_required(target, "schedule_id"), "schedule_id")
         variables = schedule_variables(inputs, correlation_id, callback_url, callback_secret)
         url = self._url(f"/schedules/{_segment(schedule)}/runNow", encode_query(variables))
         doc = strip_ids((await self.call("PUT", url, headers=self._headers)).json())
@@ -92,7 +93,7 @@ class LeapworkClient(RunnerApi):
 
     async def status(self, run_id: str, target: Mapping[str, Any]) -> RunState:
         """Poll the run and its items; it is done only once every listed item has finished."""
-        run = _segment(run_id)
+        run = _segment(_guid(run_id, "run id"))
         # Status first: every item created before "Finished" is then already listed.
         word = status_word(await self._get(f"/run/{run}/status"))
         ids = item_ids(await self._get(f"/run/{run}/runItemIds"))
@@ -260,6 +261,17 @@ def _variable_name(item: Any) -> str | None:
 
 def _segment(text: str) -> str:
     return quote(text, safe="")
+
+
+def _guid(value: str, what: str) -> str:
+    """A schedule or run id, which Leapwork's API takes only as a GUID (contracts/leapwork)."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise VendorRejected(
+            "leapwork", f"{what} {value[:80]!r} is not a Leapwork id (a GUID)"
+        ) from None
+    return value
 
 
 def _required(target: Mapping[str, Any], key: str) -> str:

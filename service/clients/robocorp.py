@@ -32,6 +32,9 @@ STATES: Mapping[str, RunStatus] = {
     "unresolved": "failed",
 }
 CALLBACK_EVENTS = ("completed", "unresolved")
+# The API key's permissions each call needs (contracts/robocorp.json: reading a run takes
+# read_processes, not read_runs).
+PERMISSIONS = "Processes.trigger_processes to start runs, Processes.read_processes to read them"
 
 
 class RobocorpClient(RunnerApi):
@@ -72,8 +75,13 @@ class RobocorpClient(RunnerApi):
         return run_state(run_id, doc if isinstance(doc, dict) else {})
 
     def translate(self, where: str, response: Response) -> Exception:
-        """The error for an unexpected status, with Control Room's error code in its text."""
-        return super().translate(where, with_error_text(response))
+        """The error for an unexpected status, with Control Room's error code in its text
+        (and on a 403, the permissions the API key needs)."""
+        readable = with_error_text(response)
+        if response.status == 403:
+            hint = f" (the API key needs {PERMISSIONS})".encode()
+            readable = dataclasses.replace(readable, body=readable.body[:200] + hint)
+        return super().translate(where, readable)
 
     def _url(self, target: Mapping[str, Any], path: str) -> URL:
         workspace = target.get("workspace_id") or self._workspace
@@ -88,18 +96,21 @@ def start_body(
     callback_url: str | None,
     callback_secret: str | None,
 ) -> dict[str, Any]:
-    """The process-runs request: one payload, and a callback when a URL is given."""
+    """The process-runs request: one payload, and a callback when a URL and a secret are
+    given (Control Room requires url, secret and callback_events; without a secret the run
+    is polled)."""
     body: dict[str, Any] = {
         "type": "with_payloads",
         "payloads": [{**inputs, "correlationId": correlation_id}],
     }
-    if callback_url:
-        callback: dict[str, Any] = {"url": callback_url, "callback_events": [*CALLBACK_EVENTS]}
-        # [U] Whether Control Room signs per-run callbacks like webhooks is unconfirmed;
-        # without a secret it cannot sign, and our receiver will refuse the callback.
-        if callback_secret:
-            callback["secret"] = callback_secret
-        body["callback"] = callback
+    if callback_url and callback_secret:
+        # [U] That Control Room signs per-run callbacks with this secret, like webhooks, is
+        # unconfirmed (contracts/robocorp.json); our receiver refuses unsigned ones.
+        body["callback"] = {
+            "url": callback_url,
+            "secret": callback_secret,
+            "callback_events": [*CALLBACK_EVENTS],
+        }
     return body
 
 

@@ -39,6 +39,17 @@ STATES: Mapping[str, RunStatus] = {
 }
 COUNTED_STRATEGIES = frozenset({"JobsCount", "ModernJobsCount"})
 
+# StartJobs refusals as UiPath's own SDK reads them (contracts/uipath.json StartJobs notes):
+# each is a deployment problem that a retry cannot fix, so each stays VendorRejected.
+ADVICE: Mapping[tuple[int, str | None], str] = {
+    (404, "1002"): "the release (process) or an attachment was not found: check the "
+    "target's release_key and that the process is deployed in the folder",
+    (400, "1100"): "the folder was not found or is not accessible: check folder_id and "
+    "that the external application's robot account has access to it",
+    (409, None): "Orchestrator cannot start the job in this folder (for example no "
+    "unattended robot or user can run it): fix the folder, then replay the dead letter",
+}
+
 
 class UipathClient(RunnerApi):
     """Start and read Orchestrator jobs with an external application's token."""
@@ -164,16 +175,20 @@ class UipathClient(RunnerApi):
         """Orchestrator's and Identity's JSON errors, with their message and error code."""
         if response.status == 429 or response.status >= 500:
             return super().translate(where, response)
-        text = _error_text(response)
-        if text is None:
+        error = error_of(response)
+        if error is None:
             return super().translate(where, response)
-        # 404 + errorCode 1002 (ItemNotFound) covers several lookups: the message says which.
+        message, code = error
+        text = f"{message} (errorCode {code})" if code is not None else message
         detail = f"{where} answered {response.status}: {text}"
-        if text == "invalid_scope":
+        if message == "invalid_scope":
             detail += (
                 f"; the external application is not granted every scope of"
                 f" clients.uipath.scopes ({self.settings.scopes!r}): grant them or ask for fewer"
             )
+        advice = ADVICE.get((response.status, code)) or ADVICE.get((response.status, None))
+        if advice and where.endswith(START_JOBS):
+            detail += f": {advice}"
         return VendorRejected(self.vendor, detail, status=response.status)
 
 
@@ -203,15 +218,28 @@ def job_run_state(job: Mapping[str, Any]) -> RunState:
     vendor_state = str(job.get("State") or "")
     # An unknown state is taken as still running: polling goes on rather than guessing.
     status = STATES.get(vendor_state, "running")
-    info = job.get("Info")
+    job_id = job.get("Id")
     return RunState(
         vendor="uipath",
-        run_id=str(job.get("Id", "")),
+        run_id="" if job_id is None else str(job_id),
         status=status,
         vendor_state=vendor_state,
         outputs=output_arguments(job.get("OutputArguments")),
-        detail=None if info is None else str(info),
+        detail=job_detail(job),
     )
+
+
+def job_detail(job: Mapping[str, Any]) -> str | None:
+    """`Info`, and the job's error where it adds to it: `Error` in webhooks, `JobError`
+    in REST (both a JobErrorDto: code, title, detail)."""
+    info = str(job.get("Info") or "")
+    error = job.get("Error") or job.get("JobError")
+    if not isinstance(error, Mapping):
+        return info or None
+    text = ": ".join(str(error[k]) for k in ("code", "title", "detail") if error.get(k))
+    if not info or not text:
+        return info or text or None
+    return info if str(error.get("detail") or text) in info else f"{info} ({text})"
 
 
 def output_arguments(raw: Any) -> dict[str, Any]:
@@ -248,16 +276,19 @@ def _object(response: Response) -> dict[str, Any]:
     return doc
 
 
-def _error_text(response: Response) -> str | None:
-    """`message` (+ errorCode) from Orchestrator, `error_description`/`error` from Identity."""
+def error_of(response: Response) -> tuple[str, str | None] | None:
+    """(message, errorCode) of an Orchestrator error (camelCase, or the spec's PascalCase),
+    or (error_description/error, None) of Identity's; None if the body is neither."""
     try:
         doc = orjson.loads(response.body)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(doc, dict):
         return None
-    message = doc.get("message") or doc.get("error_description") or doc.get("error")
+    message = (
+        doc.get("message") or doc.get("Message") or doc.get("error_description") or doc.get("error")
+    )
     if not isinstance(message, str):
         return None
-    code = doc.get("errorCode")
-    return f"{message[:300]} (errorCode {code})" if code is not None else message[:300]
+    code = doc.get("errorCode", doc.get("ErrorCode"))
+    return message[:300], None if code is None else str(code)

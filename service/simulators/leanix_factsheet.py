@@ -116,6 +116,8 @@ def apply(fs: SimFactSheet, patch: dict[str, Any], tag_ids: dict[str, str]) -> N
     try:
         if not head or not path.startswith("/"):
             raise PatchRejected(path, f"{path!r} is not a patch path")
+        if op == "remove" and value is not None:  # the docs' removes carry no value
+            raise PatchRejected(path, "a remove patch takes no value")
         patcher = _patchers(tag_ids).get(head)
         if patcher is None:
             _patch_field(fs, str(op), path.removeprefix("/"), value or "", path)
@@ -204,8 +206,8 @@ def _patch_field(fs: SimFactSheet, op: str, key: str, value: str, path: str) -> 
 def _patch_tags(
     tag_ids: dict[str, str], fs: SimFactSheet, op: str, rest: str, value: str, path: str
 ) -> None:
-    """add: attach tags; replace: set the whole list; remove: detach the given tags."""
-    refs = [] if op == "remove" and not value else _json(value, path)
+    """add: attach tags; replace: set the whole list; remove: detach every tag."""
+    refs = [] if op == "remove" else _json(value, path)
     if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
         raise PatchRejected(path, 'tags are [{"tagName": ...} or {"tagId": ...}, ...]')
     tags = [_tag(tag_ids, ref, path) for ref in refs]
@@ -213,8 +215,8 @@ def _patch_tags(
         fs.tags += [t for t in tags if t not in fs.tags]
     elif op == "replace":
         fs.tags = tags
-    else:  # remove: the listed tags, or every tag when none is listed
-        fs.tags = [t for t in fs.tags if tags and t not in tags]
+    else:  # remove
+        fs.tags = []
 
 
 def _tag(tag_ids: dict[str, str], ref: dict[str, Any], path: str) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """The LeanIX simulator's webhooks: subscriptions, the body per payload mode, and the POST.
 
-The shape of the X-Webhooks-Event header is a guess. Each body is POSTed once, never
+The shape of the X-Webhooks-Event header is a guess. A DEFAULT body's `id` is a number, a
+WRAPPED_EVENT envelope's `id` a string and its `sequenceInfo` an integer, as in LeanIX's
+webhooks API model (../shared/contracts/leanix.json). Each body is POSTed once, never
 retried; the simulator records what became of it.
 """
 
@@ -37,17 +39,17 @@ def delivery(event: dict[str, Any], payload_mode: str) -> dict[str, Any]:
         return event
     tag = event_tag(str(event["type"]))
     return {
-        "id": event["id"],
+        "id": str(event["id"]),
         "createdAt": event["createdAt"],
         "type": tag,
         "sourceName": "EAM",
         "sourceId": "pathfinder",
-        "sourceUrl": None,
         "workspaceId": event["workspaceId"],
         "userId": event["userId"],
         "tags": ["pathfinder", tag],
         "payload": event,
-        "sequenceInfo": {"transactionSequenceNumber": event["transactionSequenceNumber"]},
+        # [U] What the number counts is not published; the transaction's is the likeliest.
+        "sequenceInfo": event["transactionSequenceNumber"],
     }
 
 

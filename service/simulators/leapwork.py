@@ -319,14 +319,18 @@ def variable_problem(query: MultiMapping[str]) -> str | None:
 
 
 def run_item_doc(run: Run, item: RunItem) -> dict[str, Any]:
-    """A run item as `GET /api/v4/runItems/{id}` answers it."""
+    """A run item as `GET /api/v4/runItems/{id}` answers it. [U] The docs show RunId and
+    AgentInfo.EnvironmentTitle, Leapwork's plugins read AutomationRunId and AgentTitle:
+    both spellings are sent (contracts/leapwork.json)."""
     flow = {"$id": "2", "FlowId": str(uuid.uuid5(uuid.NAMESPACE_URL, item.title))}
     agent = {"$id": "3", "AgentId": "7dbf0000-0000-4000-8000-000000000001"}
-    agent |= {"EnvironmentTitle": "Simulated Agent", "ConnectionType": "RemoteAgent"}
+    agent |= {"AgentTitle": "Simulated Agent", "EnvironmentTitle": "Simulated Agent"}
+    agent |= {"ConnectionType": "RemoteAgent"}
     return {
         "$id": "1",
         "RunItemId": item.id,
         "RunId": run.id,
+        "AutomationRunId": run.id,
         "FlowInfo": {**flow, "FlowTitle": item.title, "Status": item.status},
         "AgentInfo": agent,
         "CreatedAt": item.created_at,

@@ -4,7 +4,9 @@ Serves under /api/v1 like cloud.robocorp.com. A started process run moves new ->
 in_progress -> completed (or unresolved) over `run_duration_s`; a run started with a
 `callback` then posts a webhook body to its url, signed like Control Room's webhooks:
 `x-rc-signature` = hex HMAC-SHA256 of the exact body with the callback's secret. Errors
-are `{"error": {"code", "message"}}`. The simulator never blocks: runs advance in tasks.
+are `{"error": {"code", "message"}}`. It refuses what Control Room's API refuses (a callback
+without url, secret and callback_events; a typed body without its list), as held to
+../shared/contracts/robocorp.json by tests/contracts. It never blocks: runs advance in tasks.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from service.simulators.base import Handler, Simulator, json_response
 
 API = "/api/v1"
 START_TYPES = frozenset({"with_payloads", "with_work_item_ids", "with_inputs"})
+TRIGGER, READ = "Processes.trigger_processes", "Processes.read_processes"  # the spec's names
 EVENTS = frozenset({"started", "completed", "unresolved"})
 
 
@@ -84,10 +87,12 @@ class RobocorpSimulator(Simulator):
         workspace_id: str = "ws-sim",
         *,
         run_duration_s: float = 0.2,
+        permissions: frozenset[str] = frozenset({TRIGGER, READ}),
     ) -> None:
         super().__init__()
         self.api_key = api_key
         self.workspace_id = workspace_id
+        self.permissions = permissions  # the API key's
         self.run_duration_s = run_duration_s
         self.processes: dict[str, str] = {}  # id -> name
         self.runs: dict[str, Run] = {}
@@ -118,16 +123,18 @@ class RobocorpSimulator(Simulator):
     def routes(self, app: web.Application) -> None:
         workspace = f"{API}/workspaces/{{ws}}"
         add, guard = app.router.add_route, self._guard
-        add("POST", f"{workspace}/processes/{{pid}}/process-runs", guard(self._start_run))
-        add("GET", f"{workspace}/process-runs/{{rid}}", guard(self._get_run))
+        add("POST", f"{workspace}/processes/{{pid}}/process-runs", guard(self._start_run, TRIGGER))
+        add("GET", f"{workspace}/process-runs/{{rid}}", guard(self._get_run, READ))
 
-    def _guard(self, handler: Handler) -> Handler:
+    def _guard(self, handler: Handler, permission: str) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, f"RC-WSKEY {self.api_key}".encode()):
                 return _error(401, "unauthorized", "a valid RC-WSKEY API key is required")
             if request.match_info["ws"] != self.workspace_id:
                 return _error(403, "forbidden", "the API key has no access to this workspace")
+            if permission not in self.permissions:
+                return _error(403, "forbidden", f"the API key lacks the permission {permission}")
             return await handler(request)
 
         return checked
@@ -135,7 +142,9 @@ class RobocorpSimulator(Simulator):
     async def _start_run(self, request: web.Request) -> web.Response:
         process_id = request.match_info["pid"]
         if process_id not in self.processes:
-            return _error(404, "not_found", f"process {process_id} not found")
+            # The spec lists 400, 403 and 409 here, no 404: a key cannot trigger a process
+            # it cannot see.
+            return _error(403, "forbidden", f"process {process_id} not found in the workspace")
         try:
             kind, payloads, callback = parse_start(await request.read())
         except BadRequest as exc:
@@ -183,11 +192,8 @@ class RobocorpSimulator(Simulator):
             self.callbacks.append({**record, "dropped": True})
             return
         body = orjson.dumps(self._webhook(run, event))
-        headers = {"Content-Type": "application/json"}
-        secret = run.callback.get("secret")
-        if secret:
-            digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            headers["x-rc-signature"] = digest
+        digest = hmac.new(run.callback["secret"].encode(), body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "x-rc-signature": digest}
         status = await self.post(run.callback["url"], body, headers)
         result = {"status": status} if status is not None else {"error": "undelivered"}
         self.callbacks.append({**record, **result})
@@ -222,19 +228,27 @@ def parse_start(body: bytes) -> tuple[str, list[Any], dict[str, Any] | None]:
     payloads = doc.get("payloads", []) if kind == "with_payloads" else []
     if not isinstance(payloads, list) or (kind == "with_payloads" and not payloads):
         raise BadRequest("with_payloads needs a non-empty list of payloads")
+    ids = doc.get("work_item_ids")
+    if kind == "with_work_item_ids" and not _strings(ids):
+        raise BadRequest("with_work_item_ids needs a list of work_item_ids")
     return kind, payloads, parse_callback(doc.get("callback"))
 
 
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 def parse_callback(doc: Any) -> dict[str, Any] | None:
-    """A run's callback object, checked; None when there is none."""
+    """A run's callback object, checked; None when there is none. Control Room requires
+    url, secret and callback_events (its spec's `required`)."""
     if doc is None:
         return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("url"), str):
-        raise BadRequest("callback needs a url")
-    events = doc.get("callback_events") or ["completed", "unresolved"]  # [U] the default
-    if not isinstance(events, list) or not set(events) <= EVENTS:
-        raise BadRequest(f"callback_events must be among {sorted(EVENTS)}")
-    secret = doc.get("secret")
-    if secret is not None and not isinstance(secret, str):
-        raise BadRequest("callback secret must be a string")
-    return {"url": doc["url"], "secret": secret, "callback_events": events}
+    if not isinstance(doc, dict):
+        raise BadRequest("callback must be an object")
+    for name in ("url", "secret"):
+        if not isinstance(doc.get(name), str):
+            raise BadRequest(f"callback needs a {name} (a string)")
+    events = doc.get("callback_events")
+    if not _strings(events) or not set(events or ()) <= EVENTS:
+        raise BadRequest(f"callback needs callback_events, a list among {sorted(EVENTS)}")
+    return {"url": doc["url"], "secret": doc["secret"], "callback_events": events}

@@ -4,11 +4,14 @@ Orchestrator tenant that runs jobs and sends signed webhooks (vendors.md §3).
 Faithful where our client depends on it: bearer tokens that expire, the folder header,
 `InputArguments` as a JSON string, 404 + errorCode 1002 for an unknown release, jobs that
 go Pending → Running → Successful | Faulted | Stopped on the event loop, `OutputArguments`
-as a string in REST and an object in webhooks, and the circuit breaker that turns a
-webhook off for an hour after one failed delivery. With `granted_scopes` set it checks
-scopes as an external application's would be: a token asking for one more is refused
-(`invalid_scope`), and each call needs one of its operation's scopes. It must never
-block the loop.
+as a string in REST and an object in webhooks, the job's error as `JobError` in REST and
+`Error` in webhooks, webhook jobs without `Reference`, StartJobs refusals as UiPath's SDK
+reads them (404/1002 unknown release, 400/1100 unknown folder, 409 nobody can run it),
+and the circuit breaker that turns a webhook off for an hour after one failed delivery.
+With `granted_scopes` set it checks scopes as an external application's would be: a
+token asking for one more is refused (`invalid_scope`), and each call needs one of its
+operation's scopes.
+Held to ../shared/contracts/uipath.json by tests/contracts. It must never block the loop.
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ _REFUSALS: dict[int, type[web.HTTPException]] = {
     401: web.HTTPUnauthorized,
     403: web.HTTPForbidden,
     404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    501: web.HTTPNotImplemented,
+}
+WEBHOOK_REQUIRED = {  # CreateWebhook's required fields and their JSON types
+    "Name": str,
+    "Url": str,
+    "Enabled": bool,
+    "SubscribeToAllEvents": bool,
+    "AllowInsecureSsl": bool,
 }
 
 
@@ -61,8 +73,11 @@ def now_iso() -> str:
 
 
 def refuse(status: int, message: str, code: int | None = None) -> web.HTTPException:
-    """An Orchestrator error answer: `{"message", "errorCode", "traceId"}`."""
-    doc = {"message": message, "errorCode": code, "traceId": uuid.uuid4().hex}
+    """An Orchestrator error answer: `{"message", "errorCode", "traceId"}` (no errorCode
+    when the error has none)."""
+    doc: dict[str, Any] = {"message": message, "traceId": uuid.uuid4().hex}
+    if code is not None:
+        doc["errorCode"] = code
     return _REFUSALS[status](text=orjson.dumps(doc).decode(), content_type="application/json")
 
 
@@ -99,11 +114,25 @@ class SimJob:
             "EndTime": self.end_time,
         }
 
+    def error(self) -> dict[str, Any] | None:
+        """The JobErrorDto of a faulted job."""
+        if self.state != "Faulted":
+            return None
+        return {
+            "code": "Robot.Exception",
+            "title": "The process threw",
+            "detail": self.info,
+            "category": "User",
+            "status": 0,
+            "timestamp": self.end_time,
+        }
+
     def dto(self) -> dict[str, Any]:
-        """The REST JobDto: OutputArguments is a JSON string."""
+        """The REST JobDto: OutputArguments is a JSON string, the error is JobError."""
         outputs = None if self.outputs is None else orjson.dumps(self.outputs).decode()
         return {
             **self.common(),
+            "JobError": self.error(),
             "ReleaseName": self.release["Name"],
             "InputArguments": self.input_arguments,
             "OutputArguments": outputs,
@@ -114,9 +143,11 @@ class SimJob:
         }
 
     def event_job(self) -> dict[str, Any]:
-        """The job inside a webhook: OutputArguments is an object."""
+        """The job inside a webhook: OutputArguments is an object, the error is Error, and
+        there is no Reference (SimpleJobEventDto has none)."""
         return {
             **self.common(),
+            "Error": self.error(),
             "OutputArguments": self.outputs,
             "Robot": ROBOT,
             "Release": self.release,
@@ -132,6 +163,8 @@ class Webhook:
     secret: str | None = field(repr=False)
     events: frozenset[str] = frozenset()
     enabled: bool = True
+    name: str = "bridge"
+    allow_insecure_ssl: bool = False
     open_until: float = 0.0  # circuit breaker: skip events until this monotonic time
     key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -139,8 +172,10 @@ class Webhook:
         return {
             "Id": self.id,
             "Key": self.key,
+            "Name": self.name,
             "Url": self.url,
             "Enabled": self.enabled,
+            "AllowInsecureSsl": self.allow_insecure_ssl,
             "SubscribeToAllEvents": not self.events,
             "Events": [{"EventType": e} for e in sorted(self.events)],
         }
@@ -188,6 +223,7 @@ class UipathSimulator(Simulator):
         self.token_scopes: dict[str, frozenset[str]] = {}  # access token -> its scopes
         self.token_requests: list[dict[str, str]] = []  # forms, without the secret
         self.releases: dict[str, dict[str, Any]] = {}
+        self.unrunnable: set[str] = set()  # release keys nobody in the folder can run
         self.jobs: dict[int, SimJob] = {}
         self.starts: list[dict[str, Any]] = []  # StartJobs requests as received
         self.webhooks: list[Webhook] = []
@@ -205,8 +241,11 @@ class UipathSimulator(Simulator):
     def identity_url(self) -> str:
         return f"{self.base_url}{IDENTITY_PATH}"
 
-    def add_release(self, key: str | None = None, process_key: str = "Sim_Process") -> str:
-        """Publish a process; answer its release key."""
+    def add_release(
+        self, key: str | None = None, process_key: str = "Sim_Process", *, runnable: bool = True
+    ) -> str:
+        """Publish a process; answer its release key. A release that is not `runnable` has
+        no unattended robot or user in its folder: StartJobs answers 409."""
         key = key or str(uuid.uuid4())
         release_id = next(self._ids)
         self.releases[key] = {
@@ -215,6 +254,8 @@ class UipathSimulator(Simulator):
             "ProcessKey": process_key,
             "Name": process_key,
         }
+        if not runnable:
+            self.unrunnable.add(key)
         return key
 
     def next_outcome(self, state: str, outputs: dict[str, Any] | None = None) -> None:
@@ -228,10 +269,10 @@ class UipathSimulator(Simulator):
         self.tokens.clear()
 
     def configure_webhook(
-        self, url: str, secret: str | None = None, events: Iterable[str] = ()
+        self, url: str, secret: str | None = None, events: Iterable[str] = (), name: str = "bridge"
     ) -> Webhook:
         """Add an enabled tenant webhook, as the Orchestrator UI would."""
-        hook = Webhook(next(self._ids), url, secret, frozenset(events))
+        hook = Webhook(next(self._ids), url, secret, frozenset(events), name=name)
         self.webhooks.append(hook)
         return hook
 
@@ -288,7 +329,9 @@ class UipathSimulator(Simulator):
         info = await _start_info(request)
         release = self.releases.get(str(info.get("ReleaseKey")))
         if release is None:
-            raise refuse(404, "Could not find the release (process) for this ReleaseKey.", 1002)
+            raise refuse(404, "AssociatedProcessNotFound", 1002)  # the message UiPath's SDK reads
+        if release["Key"] in self.unrunnable:
+            raise refuse(409, "No unattended robot or user can run this process in the folder.")
         arguments = _input_arguments(info.get("InputArguments"))
         self.starts.append({"folder": folder, "startInfo": info})
         counted = info.get("Strategy") in ("JobsCount", "ModernJobsCount")
@@ -328,14 +371,11 @@ class UipathSimulator(Simulator):
 
     async def _add_webhook(self, request: web.Request) -> web.Response:
         self._authorize(request, WEBHOOKS_WRITE)
-        doc = await _json_object(request)
-        url = doc.get("Url")
-        if not isinstance(url, str) or not url:
-            raise refuse(400, "The Url field is required.")
-        events = [e.get("EventType") for e in doc.get("Events") or [] if isinstance(e, dict)]
+        doc = _webhook_body(await _json_object(request))
+        events = [str(e["EventType"]) for e in doc.get("Events") or []]
         secret = doc.get("Secret") or None
-        hook = self.configure_webhook(url, secret, [str(e) for e in events if e])
-        hook.enabled = bool(doc.get("Enabled", True))
+        hook = self.configure_webhook(doc["Url"], secret, events, doc["Name"])
+        hook.enabled, hook.allow_insecure_ssl = doc["Enabled"], doc["AllowInsecureSsl"]
         return json_response(hook.dto(), 201)
 
     # --- checks ----------------------------------------------------------------------------
@@ -357,7 +397,7 @@ class UipathSimulator(Simulator):
             raise refuse(400, f"{FOLDER_HEADER} must be a folder Id (an integer).")
         if int(raw) not in self.folders:
             message = "Folder does not exist or the user does not have access to the folder."
-            raise refuse(403, message, 1100)
+            raise refuse(400, message, 1100)  # as UiPath's SDK reads it
         return int(raw)
 
     # --- jobs and webhooks -----------------------------------------------------------------
@@ -449,10 +489,33 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return doc
 
 
+def _webhook_body(doc: dict[str, Any]) -> dict[str, Any]:
+    """A CreateWebhook body with its required fields, as Orchestrator validates it."""
+    for name, kind in WEBHOOK_REQUIRED.items():
+        if not isinstance(doc.get(name), kind) or (kind is str and not doc[name]):
+            raise refuse(400, f"The {name} field is required.")
+    events = doc.get("Events") or []
+    if not isinstance(events, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("EventType"), str) for e in events
+    ):
+        raise refuse(400, "Events must be a list of {EventType} objects.")
+    secret = doc.get("Secret")
+    if secret is not None and (not isinstance(secret, str) or len(secret) > 100):
+        raise refuse(400, "The Secret must be a string of at most 100 characters.")
+    return doc
+
+
+_START_LIMITS = {"InputArguments": 10_000, "EnvironmentVariables": 4_000, "Reference": 128}
+
+
 async def _start_info(request: web.Request) -> dict[str, Any]:
     info = (await _json_object(request)).get("startInfo")
     if not isinstance(info, dict) or not isinstance(info.get("ReleaseKey"), str):
         raise refuse(400, "startInfo with a ReleaseKey is required.")
+    for name, limit in _START_LIMITS.items():  # the spec's maxLength of each
+        value = info.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            raise refuse(400, f"{name} must be at most {limit} characters long.")
     return info
 
 
@@ -479,8 +542,8 @@ def _equality(raw: str | None) -> tuple[str | None, str | None]:
     if raw is None:
         return None, None
     match = _EQUALITY.match(raw.strip())
-    if match is None:
-        raise refuse(400, f"The simulator does not support the $filter {raw!r}.")
+    if match is None:  # valid OData, but not simulated: 501, never a made-up refusal
+        raise refuse(501, f"The simulator does not support the $filter {raw!r}.")
     quoted, bare = match.group(2), match.group(3)
     return match.group(1), quoted.replace("''", "'") if quoted is not None else bare
 

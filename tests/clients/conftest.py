@@ -1,8 +1,9 @@
-"""Fixtures shared by the client tests: an HTTP session and a callback inbox."""
+"""Fixtures shared by the client tests: an HTTP session, a callback inbox, and the vendor
+contracts every request and answer is held to."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -10,6 +11,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.clients.support import CallbackInbox
+from tests.contracts.recording import Recorder
+
+
+@pytest.fixture(autouse=True)
+def vendor_contract(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    """Each request our clients send, and each answer a simulator gives, checked against
+    the vendor's contract (../shared/contracts) when the test ends."""
+    recorder = Recorder.install(monkeypatch)
+    yield recorder
+    problems = recorder.problems()
+    if problems:
+        pytest.fail("departs from the vendor contract:\n  " + "\n  ".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -21,7 +21,13 @@ import structlog
 
 from service.clients.base import Response
 from service.clients.leanix import LeanixClient, jwt_subject
-from service.clients.leanix_graphql import FactSheet, GraphQLErrors, Patch, Update
+from service.clients.leanix_graphql import (
+    UPDATE_MUTATION,
+    FactSheet,
+    GraphQLErrors,
+    Patch,
+    Update,
+)
 from service.clients.ratelimit import RateLimiter
 from service.errors import VendorRejected, VendorUnavailable
 from service.settings import LeanixApi
@@ -242,6 +248,26 @@ def test_patch_values_are_always_strings() -> None:
         "op": "remove",
         "path": "/lifecycle/plan",
     }
+    with pytest.raises(ValueError, match="a remove patch takes no value"):
+        Patch("remove", "/tags", '[{"tagName": "a"}]')  # the contract: remove has no value
+
+
+async def test_the_simulator_refuses_a_remove_with_a_value(
+    sim: LeanixSimulator, client: LeanixClient, session: aiohttp.ClientSession
+) -> None:
+    fs_id = sim.add_fact_sheet(name="CRM", tags=["a"])
+    basic = {"Authorization": aiohttp.encode_basic_auth("apitoken", DEFAULT_API_TOKEN)}
+    form = {"grant_type": "client_credentials"}
+    async with session.post(sim.base_url + TOKEN_PATH, headers=basic, data=form) as answer:
+        token = (await answer.json())["access_token"]
+    patches = [{"op": "remove", "path": "/tags", "value": '[{"tagName": "a"}]'}]
+    body = {"query": UPDATE_MUTATION, "variables": {"id": fs_id, "rev": 0, "patches": patches}}
+    bearer = {"Authorization": f"Bearer {token}"}
+    async with session.post(sim.base_url + GRAPHQL_PATH, json=body, headers=bearer) as answer:
+        errors = (await answer.json())["errors"]
+    assert "a remove patch takes no value" in errors[0]["message"]
+    fs = await client.update_fact_sheet(fs_id, [Patch("remove", "/tags")])
+    assert fs.tags == ()
 
 
 async def test_validate_only_saves_nothing(sim: LeanixSimulator, client: LeanixClient) -> None:

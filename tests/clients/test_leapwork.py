@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -208,7 +209,7 @@ async def test_a_wrong_access_key_is_rejected_for_good(
 @pytest.mark.parametrize(
     ("target", "inputs", "status"),
     [
-        ({"schedule_id": "no-such-schedule"}, {}, 404),
+        ({"schedule_id": "0d9e4c7a-5b1f-4e2d-8c3b-a6f7e8d9c0b1"}, {}, 404),  # no such schedule
         (None, {"bad name": "x"}, 400),
         (None, {"1st": "x"}, 400),
     ],
@@ -233,8 +234,19 @@ async def test_a_target_without_a_schedule_is_rejected(client: LeapworkClient) -
 
 async def test_an_unknown_run_is_rejected(client: LeapworkClient) -> None:
     with pytest.raises(VendorRejected) as caught:
-        await client.status("no-such-run", {})
+        await client.status(str(uuid.uuid4()), {})
     assert caught.value.status == 404
+
+
+async def test_ids_that_are_not_guids_are_rejected_before_any_call(
+    sim: LeapworkSimulator, client: LeapworkClient
+) -> None:
+    # Leapwork's API takes schedule and run ids only as GUIDs (contracts/leapwork.json).
+    with pytest.raises(VendorRejected, match="schedule_id 'Smoke' is not a Leapwork id"):
+        await client.start({"schedule_id": "Smoke"}, {}, correlation_id="c-1")
+    with pytest.raises(VendorRejected, match="run id '1/../x' is not a Leapwork id"):
+        await client.status("1/../x", {})
+    assert sim.faults.requests == 0
 
 
 @pytest.mark.parametrize("status", [500, 503, 446, 455])
@@ -254,7 +266,7 @@ async def test_429_is_retryable_after_the_given_delay(
     sim.faults.retry_after_s = 7
     sim.faults.fail(429)
     with pytest.raises(VendorUnavailable) as caught:
-        await client.status("any-run", {})
+        await client.status(str(uuid.uuid4()), {})
     assert caught.value.retry_after_s == 7.0
 
 
@@ -287,7 +299,7 @@ async def test_secrets_stay_out_of_reprs_and_errors(
     settings = LeapworkApi(base_url=sim.base_url, access_key=KEY)
     assert KEY not in repr(settings)
     assert KEY not in repr(client)
-    target = {"schedule_id": "missing"}
+    target = {"schedule_id": str(uuid.uuid4())}  # no such schedule
     for fault in (None, 503):
         if fault:
             sim.faults.fail(fault)

@@ -91,6 +91,14 @@ async def test_no_callback_url_asks_for_no_callback(
     assert sim.runs[run.run_id].callback is None
 
 
+async def test_no_callback_secret_asks_for_no_callback(
+    sim: RobocorpSimulator, client: RobocorpClient, target: dict[str, str]
+) -> None:
+    # Control Room requires url, secret and callback_events: without a secret, poll.
+    run = await client.start(target, {}, correlation_id="c-1", callback_url="http://cb/x")
+    assert sim.runs[run.run_id].callback is None
+
+
 async def test_a_completed_run_succeeds(
     sim: RobocorpSimulator, client: RobocorpClient, target: dict[str, str]
 ) -> None:
@@ -174,9 +182,9 @@ async def test_a_wrong_key_is_rejected_for_good_with_the_code(
 
 
 async def test_an_unknown_process_is_rejected_with_the_code(client: RobocorpClient) -> None:
-    with pytest.raises(VendorRejected, match="not_found") as caught:
+    with pytest.raises(VendorRejected, match="forbidden: process nope") as caught:
         await client.start({"process_id": "nope"}, {}, correlation_id="c-1")
-    assert caught.value.status == 404
+    assert caught.value.status == 403  # the spec lists 400, 403, 409 for a start
 
 
 async def test_the_target_workspace_overrides_the_settings(
@@ -253,3 +261,26 @@ async def test_secrets_stay_out_of_reprs_and_errors(
             )
         assert KEY not in str(caught.value)
         assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("missing", "call"),
+    [("Processes.trigger_processes", "start"), ("Processes.read_processes", "status")],
+)
+async def test_a_key_without_a_permission_is_rejected_naming_what_it_needs(
+    sim: RobocorpSimulator,
+    client: RobocorpClient,
+    target: dict[str, str],
+    missing: str,
+    call: str,
+) -> None:
+    run = await client.start(target, {}, correlation_id="c-1")
+    sim.permissions = sim.permissions - {missing}  # reading a run takes read_processes
+    with pytest.raises(VendorRejected) as caught:
+        if call == "start":
+            await client.start(target, {}, correlation_id="c-2")
+        else:
+            await client.status(run.run_id, target)
+    assert caught.value.status == 403
+    assert f"lacks the permission {missing}" in str(caught.value)
+    assert "needs Processes.trigger_processes to start runs" in str(caught.value)

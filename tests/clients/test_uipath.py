@@ -10,8 +10,8 @@ import aiohttp
 import orjson
 import pytest
 
-from service.clients.base import RunState
-from service.clients.uipath import UipathClient, job_run_state, output_arguments
+from service.clients.base import Response, RunState
+from service.clients.uipath import START_JOBS, UipathClient, job_run_state, output_arguments
 from service.errors import VendorRejected, VendorUnavailable
 from service.receiver import normalise
 from service.receiver.signatures import BodyHmac
@@ -291,7 +291,21 @@ async def test_an_unknown_release_is_rejected_with_uipaths_message(
 async def test_an_unknown_folder_is_rejected(client: UipathClient, target: dict[str, Any]) -> None:
     with pytest.raises(VendorRejected) as caught:
         await client.start({**target, "folder_id": 99}, INPUTS, correlation_id="c")
-    assert caught.value.status == 403
+    assert caught.value.status == 400  # errorCode 1100, as UiPath's SDK reads it
+    assert "errorCode 1100" in str(caught.value)
+    assert "check folder_id" in str(caught.value)
+
+
+async def test_a_release_nobody_can_run_is_rejected_for_good(
+    client: UipathClient, sim: UipathSimulator
+) -> None:
+    target = {"release_key": sim.add_release(runnable=False)}
+    with pytest.raises(VendorRejected) as caught:
+        await start(client, target)
+    assert caught.value.status == 409
+    assert "unattended robot" in str(caught.value)
+    assert "replay" in str(caught.value)
+    assert sim.jobs == {}
 
 
 @pytest.mark.parametrize(
@@ -370,9 +384,9 @@ async def test_the_simulator_refuses_a_filter_it_does_not_implement(
     headers = {"Authorization": f"Bearer {token}", "X-UIPATH-OrganizationUnitId": "1"}
     url = f"{sim.orchestrator_url}/odata/Jobs"
     async with session.get(url, params={"$filter": "State eq 'Faulted'"}, headers=headers) as r:
-        assert r.status == 400
+        assert r.status == 501  # valid OData the simulator does not implement
     async with session.get(url, params={"$top": "1001"}, headers=headers) as r:
-        assert r.status == 400
+        assert r.status == 400  # over the documented limit
 
 
 # --- webhooks ------------------------------------------------------------------------------
@@ -420,13 +434,21 @@ async def test_a_webhook_added_over_the_api_is_sent_only_its_events(
     run = await start(client, target)  # also gives the client a token
     token = next(iter(sim.tokens))
     doc = {
+        "Name": "bridge",
         "Url": inbox.url,
         "Secret": WEBHOOK_SECRET,
         "Enabled": True,
+        "SubscribeToAllEvents": False,
+        "AllowInsecureSsl": False,
         "Events": [{"EventType": "job.faulted"}],
     }
     url = f"{sim.orchestrator_url}/odata/Webhooks"
-    async with session.post(url, json=doc, headers={"Authorization": f"Bearer {token}"}) as r:
+    auth = {"Authorization": f"Bearer {token}"}
+    for required in ("Name", "SubscribeToAllEvents", "AllowInsecureSsl"):
+        incomplete = {k: v for k, v in doc.items() if k != required}
+        async with session.post(url, json=incomplete, headers=auth) as r:
+            assert r.status == 400, required  # as Orchestrator: the field is required
+    async with session.post(url, json=doc, headers=auth) as r:
         assert r.status == 201
         assert "Secret" not in await r.json()
 
@@ -550,3 +572,60 @@ def test_unknown_and_waiting_states_keep_polling() -> None:
     assert job_run_state({"Id": 1, "State": "Suspended"}).status == "running"
     assert job_run_state({"Id": 1, "State": "SomethingNew"}).status == "running"
     assert job_run_state({"Id": 1, "State": "Stopping"}).status == "running"
+
+
+ERROR = {"code": "Robot.Exception", "title": "The process threw", "detail": "boom"}
+
+
+@pytest.mark.parametrize(
+    ("job", "detail"),
+    [
+        ({"Info": "boom", "Error": ERROR}, "boom"),  # webhook: the error repeats Info
+        (
+            {"Info": "Job faulted", "Error": ERROR},
+            "Job faulted (Robot.Exception: The process threw: boom)",
+        ),
+        ({"Info": None, "JobError": ERROR}, "Robot.Exception: The process threw: boom"),  # REST
+        ({"Info": "Job completed", "JobError": None}, "Job completed"),
+        ({}, None),
+    ],
+)
+def test_the_error_is_error_in_webhooks_and_job_error_in_rest(
+    job: dict[str, Any], detail: str | None
+) -> None:
+    assert job_run_state({"Id": 1, "State": "Faulted", **job}).detail == detail
+
+
+def test_a_job_without_an_id_has_no_run_id() -> None:
+    # The spec makes every webhook field nullable: a null Id must not become "None".
+    assert job_run_state({"Id": None, "Key": "k", "State": "Successful"}).run_id == ""
+
+
+async def test_the_simulators_faulted_job_carries_its_error_both_ways(
+    client: UipathClient, sim: UipathSimulator, target: dict[str, Any], inbox: CallbackInbox
+) -> None:
+    sim.configure_webhook(inbox.url, WEBHOOK_SECRET)
+    sim.next_outcome("Faulted")
+    run = await start(client, target)
+    webhook = (await inbox.next()).json()
+    job = sim.jobs[int(run.run_id)]
+    assert webhook["Job"]["Error"]["detail"] == job.info
+    assert "Reference" not in webhook["Job"]  # correlate by Job.Id / Job.Key
+    assert job.dto()["JobError"] == webhook["Job"]["Error"]
+    assert (await client.status(run.run_id, target)).detail == job.info
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": "Folder does not exist.", "errorCode": 1100},
+        {"Message": "Folder does not exist.", "ErrorCode": 1100},  # the spec's casing
+        {"message": "Folder does not exist.", "errorCode": "1100"},
+    ],
+)
+def test_start_jobs_errors_are_read_in_either_casing(client: UipathClient, body: Any) -> None:
+    where = f"POST /acme/default/orchestrator_{START_JOBS}"
+    error = client.translate(where, Response(400, {}, orjson.dumps(body)))
+    assert isinstance(error, VendorRejected)
+    assert "Folder does not exist. (errorCode 1100)" in str(error)
+    assert "check folder_id" in str(error)
