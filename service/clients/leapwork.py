@@ -111,11 +111,16 @@ class LeapworkClient(RunnerApi):
         """The names of the variables the schedule defines; None when the controller does
         not say. runNow drops, without a word, every variable a schedule does not define.
 
-        [U] `GET /api/v4/schedules/{id}` is documented (v4 "Get Schedule by Schedule Id"),
-        but its documented answer lists no variables: a `Variables` (or `ScheduleVariables`)
-        field is read when a controller sends one; without it nothing can be checked.
+        Read from `GET /api/v4/schedules` (ListSchedules, the one schedule read in
+        ../shared/contracts/leapwork.json). [U] Its documented items list no variables: a
+        `Variables` (or `ScheduleVariables`) field is read when a controller sends one;
+        without it nothing can be checked. A schedule missing from the list is refused.
         """
-        return variable_names(await self._get(f"/schedules/{_segment(schedule_id)}"))
+        for item in await self._get("/schedules"):
+            if isinstance(item, dict) and item.get("Id") == schedule_id:
+                return variable_names(item)
+        detail = f"no schedule {schedule_id} in GET /api/v4/schedules (wrong schedule_id?)"
+        raise VendorRejected(self.vendor, detail, status=404)
 
     def _url(self, path: str, query: str = "") -> URL:
         # Already percent-encoded by us: yarl would otherwise turn spaces into "+".

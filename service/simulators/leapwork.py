@@ -53,12 +53,8 @@ class Schedule:
     variables: tuple[str, ...] | None = None
 
     def doc(self) -> dict[str, Any]:
-        return {"Id": self.id, "Title": self.title, "IsEnabled": self.enabled, "Type": "Schedule"}
-
-    def detail(self) -> dict[str, Any]:
-        """`GET /api/v4/schedules/{id}`: the documented fields, and [U] its variables."""
-        doc = {"$id": "1", "IsEnabled": self.enabled, "IsScheduled": False, "Title": self.title}
-        doc |= {"Type": "ScheduleInfo", "Id": self.id}
+        """A ListSchedules item: the documented fields, and [U] its variables if defined."""
+        doc = {"Id": self.id, "Title": self.title, "IsEnabled": self.enabled, "Type": "Schedule"}
         if self.variables is not None:
             names = enumerate(self.variables, 2)
             doc["Variables"] = [{"$id": str(n), "Name": name, "Value": ""} for n, name in names]
@@ -134,7 +130,7 @@ class LeapworkSimulator(Simulator):
         self.schedules: dict[str, Schedule] = {}
         self.runs: dict[str, Run] = {}
         self.callbacks: list[dict[str, Any]] = []  # each callback sent, failed or dropped
-        self.schedule_reads: list[str] = []  # ids asked for by GET /api/v4/schedules/{id}
+        self.schedule_reads = 0  # GET /api/v4/schedules (the list) answered
         self._outcomes: list[tuple[str, ...]] = []
 
     # --- control, from tests -------------------------------------------------------------
@@ -171,7 +167,6 @@ class LeapworkSimulator(Simulator):
     def routes(self, app: web.Application) -> None:
         add, guard = app.router.add_route, self._guard
         add("GET", f"{API}/schedules", guard(self._list_schedules))
-        add("GET", f"{API}/schedules/{{id}}", guard(self._schedule))
         add("PUT", f"{API}/schedules/{{id}}/runNow", guard(self._run_now))
         add("GET", f"{API}/schedules/{{id}}/status", guard(self._schedule_status))
         add("GET", f"{API}/run/{{id}}", guard(self._run_summary))
@@ -189,15 +184,9 @@ class LeapworkSimulator(Simulator):
         return checked
 
     async def _list_schedules(self, request: web.Request) -> web.Response:
+        self.schedule_reads += 1
         docs = [{"$id": str(n), **s.doc()} for n, s in enumerate(self.schedules.values(), 1)]
         return json_response(docs)
-
-    async def _schedule(self, request: web.Request) -> web.Response:
-        self.schedule_reads.append(request.match_info["id"])
-        schedule = self.schedules.get(request.match_info["id"])
-        if schedule is None:
-            return _message(404, "Schedule not found")
-        return json_response(schedule.detail())
 
     async def _run_now(self, request: web.Request) -> web.Response:
         schedule = self.schedules.get(request.match_info["id"])

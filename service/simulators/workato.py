@@ -4,7 +4,7 @@ jobs, behaving as Workato does (vendors.md §4, contracts/workato.json).
 - An API recipe (trigger "New API request") runs one job per call, and its "Respond to
   API request" action ends that job: no step after it runs. A "sync" recipe does the
   work, then responds with the result. An "async" recipe calls its recipe function
-  asynchronously, handing on our correlationId, inputs and callback, then responds 202
+  asynchronously, handing on our correlationId, inputs and callback, then responds 200
   `{"status": "accepted", "jobId"}`: its job has succeeded, the work has not started.
 - The recipe function (trigger "New function call") is a recipe of its own. Its job,
   titled with the correlation id it was given, works for `run_duration_s`; its last
@@ -301,7 +301,9 @@ class WorkatoSimulator(Simulator):
         work = self._job(function, title if self.titles_carry_correlation else None, job)
         self.spawn(self._function(work, call, *self._decide(call)))
         job.end("completed")
-        return json_response({"status": "accepted", "jobId": job.handle}, 202)
+        return json_response(
+            {"status": "accepted", "jobId": job.handle}
+        )  # 200: the one success status the contract lists
 
     def _record(self, endpoint: Endpoint, call: Call | None) -> None:
         doc: dict[str, Any] = {

@@ -180,7 +180,7 @@ async def test_an_unreachable_or_unknown_schedule_is_logged_not_raised(
         await schedules.check_schedules(resources(client, sim.add_schedule("Down")))
         await schedules.check_schedules(resources(client, "no-such-schedule"))
     assert [e["event"] for e in logs] == ["leapwork.schedule_check_failed"] * 2
-    assert "503" in logs[0]["error"] and "404" in logs[1]["error"]
+    assert "503" in logs[0]["error"] and "no schedule no-such-schedule" in logs[1]["error"]
 
 
 async def test_no_leapwork_client_means_nothing_to_check(client: LeapworkClient) -> None:

@@ -11,6 +11,9 @@ Allowances, each a point the contract files leave open (see `unverified` there):
 - 401 (missing or wrong credentials) is listed by few operations; it is accepted for
   every one, without a body schema (RFC 9110 §15.5.2).
 - The token endpoints' error answers (400/401) follow RFC 6749 §5.2, not the contract.
+- 403 is accepted, without a body schema, on an operation that names `oauth_scopes_any_of`:
+  a token without one of those scopes is refused (RFC 6750 §3.1 insufficient_scope). [U]
+  UiPath's spec lists no 403; the status is the OAuth convention.
 """
 
 from __future__ import annotations
@@ -176,11 +179,18 @@ class Operation:
         match = self.pattern.search(path)
         return match.groupdict() if match else None
 
+    def _basic_auth_noted(self, request: Request) -> bool:
+        """HTTP Basic where the operation's notes say it also works (Workato's API
+        Platform: user "api-token", the token as password), though no header lists it."""
+        notes = " ".join(self.doc.get("notes") or [])
+        given = request.headers.get("Authorization", "")
+        return "Basic auth" in notes and given.startswith("Basic ") and bool(given[6:].strip())
+
     def request_problems(self, request: Request) -> list[str]:
         """What about our request the contract does not allow."""
         where = f"{self.vendor} {self.name} request"
         found = self._params_problems(request, where)
-        if not self._credentials_in_body(request):
+        if not (self._credentials_in_body(request) or self._basic_auth_noted(request)):
             headers = self.doc.get("required_headers") or {}
             found += header_problems(headers, request.headers, where)
         found += self._content_type_problems(request, where)
@@ -220,6 +230,8 @@ class Operation:
                 return responses[key], True
         if status == 429 or status >= 500 or status == 401:
             return "any", True  # see the module docstring: allowances
+        if status == 403 and self.doc.get("oauth_scopes_any_of"):
+            return "any", True  # insufficient scope: see the module docstring
         return None, False
 
     def _params_problems(self, request: Request, where: str) -> list[str]:

@@ -89,7 +89,7 @@ def test_answers_are_held_to_their_status_and_schema() -> None:
         "'Nope' is not valid"
         in start.response_problems(201, b'{"value": [{"State": "Nope"}]}', None)[0]
     )
-    assert "status 403 is not in the contract" in start.response_problems(403, b"{}", None)[0]
+    assert "status 418 is not in the contract" in start.response_problems(418, b"{}", None)[0]
     for generic in (401, 429, 500, 503):  # allowed on every operation, any body
         assert start.response_problems(generic, b"<html>", None) == []
     stop = contract("uipath").operation("StopJob")
