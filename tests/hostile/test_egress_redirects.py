@@ -140,13 +140,15 @@ async def robocorp(session: aiohttp.ClientSession, base: str) -> Any:
 async def leapwork(session: aiohttp.ClientSession, base: str) -> Any:
     settings = LeapworkApi(base_url=base, access_key=SECRETS["leapwork"], timeout_s=5)
     return await LeapworkClient(session, settings).start(
-        {"schedule_id": "s-1"}, {}, correlation_id="c"
+        {"schedule_id": "5c9a1f0e-3b1d-4c7e-9a52-1f0c2d3e4b5a"}, {}, correlation_id="c"
     )
 
 
 async def leapwork_status(session: aiohttp.ClientSession, base: str) -> Any:
     settings = LeapworkApi(base_url=base, access_key=SECRETS["leapwork"], timeout_s=5)
-    return await LeapworkClient(session, settings).status("run-1", {})
+    return await LeapworkClient(session, settings).status(
+        "8d2e4f60-7a1b-4c3d-8e9f-0a1b2c3d4e5f", {}
+    )
 
 
 def workato_settings(base: str) -> WorkatoApi:
@@ -172,8 +174,16 @@ CALLS: dict[str, tuple[Call, str, bool]] = {
     "uipath-identity": (uipath, UIPATH_TOKEN, False),
     "uipath-orchestrator": (uipath, "/org/tenant/orchestrator_/odata/Jobs(42)", True),
     "robocorp": (robocorp, "/workspaces/ws/processes/p-1/process-runs", False),
-    "leapwork-runNow": (leapwork, "/api/v4/schedules/s-1/runNow", False),
-    "leapwork-status": (leapwork_status, "/api/v4/run/run-1/status", False),
+    "leapwork-runNow": (
+        leapwork,
+        "/api/v4/schedules/5c9a1f0e-3b1d-4c7e-9a52-1f0c2d3e4b5a/runNow",
+        False,
+    ),
+    "leapwork-status": (
+        leapwork_status,
+        "/api/v4/run/8d2e4f60-7a1b-4c3d-8e9f-0a1b2c3d4e5f/status",
+        False,
+    ),
     "workato-endpoint": (workato, "/svc/onboard", False),
     "workato-jobs": (workato_jobs, "/api/recipes/7/jobs/j-abc", False),
 }
@@ -218,7 +228,10 @@ async def test_control_aiohttp_would_follow_and_the_collector_would_see_the_key(
     """What the clients did before: the same request with aiohttp's default settings."""
     vendor, collector = rig
     headers = {"AccessKey": SECRETS["leapwork"]}
-    async with session.put(f"{vendor.url}/api/v4/schedules/s-1/runNow", headers=headers) as answer:
+    async with session.put(
+        f"{vendor.url}/api/v4/schedules/5c9a1f0e-3b1d-4c7e-9a52-1f0c2d3e4b5a/runNow",
+        headers=headers,
+    ) as answer:
         assert answer.status == 200
     assert [seen["headers"].get("AccessKey") for seen in collector.seen] == [SECRETS["leapwork"]]
 
