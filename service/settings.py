@@ -168,6 +168,9 @@ class WorkerSettings:
     handler_modules: tuple[str, ...] = ()
     handler_timeout_s: float = 300.0
     retry_delays_s: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 3600.0)
+    # An idempotent handler's claim lapses this long after its worker last renewed it
+    # (every third of it while the handler runs): how soon a dead worker's work is taken over.
+    claim_lease_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -439,6 +442,7 @@ def _validate(s: Settings) -> None:
     _require(s.amqp.delivery_limit >= 1, "amqp.delivery_limit", "must be at least 1")
     _require(s.worker.prefetch >= 1, "worker.prefetch", "must be at least 1")
     _require(s.worker.handler_timeout_s > 0, "worker.handler_timeout_s", "must be positive")
+    _require(s.worker.claim_lease_s >= 0.1, "worker.claim_lease_s", "must be at least 0.1 s")
     _require(
         all(d >= 0.001 for d in s.worker.retry_delays_s),
         "worker.retry_delays_s",

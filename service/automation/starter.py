@@ -119,9 +119,10 @@ async def _ours(run: Run, resources: Resources, log: Any) -> bool:
     if run.status != "starting":
         log.info("run.already_started", run_id=run.run_id, status=run.status)
         return False
-    # A duplicate delivery running right now, or a starter that died mid-way: only a
-    # start older than the handler timeout can be the latter.
-    if await resources.database.runs.take_over(run, resources.settings.worker.handler_timeout_s):
+    # Only the delivery holding this event's automation.start claim gets here, and a claim
+    # excludes every other delivery (service/worker/claims.py): a run still `starting` was
+    # left by a starter that died, or lost its claim, mid-way. Take it over at once.
+    if await resources.database.runs.take_over(run, 0.0):
         log.warning("run.start_taken_over", correlation_id=run.correlation_id)
         return True
     raise RetryLater("another delivery of this event is starting the run")

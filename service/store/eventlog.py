@@ -90,7 +90,8 @@ class EventLog:
         data_json: bytes | None,
     ) -> None:
         """Create or update the event's row and add its attempts, in one transaction: a
-        reader never sees the new status without the attempt that led to it."""
+        reader never sees the new status without the attempt that led to it. A status older
+        than the stored one (a write that waited for the store) only adds its attempts."""
         row = fitted(events, {
             "id": head.id, "type": head.type, "source": head.source, "subject": head.subject,
             "time": head.time, "received_at": head.received_at, "updated_at": head.updated_at,
@@ -111,7 +112,7 @@ class EventLog:
                 await connection.execute(events.insert().values(**row))
             else:
                 await connection.execute(
-                    events.update().where(events.c.id == row["id"]).values(**changes)
+                    events.update().where(events.c.id == row["id"], _older(row)).values(**changes)
                 )
             if tries:
                 await connection.execute(
@@ -161,6 +162,15 @@ class EventLog:
             statement = statement.where(events.c.received_at >= since)
         async with self.engine.connect() as connection:
             return {status: count for status, count in await connection.execute(statement)}
+
+
+def _older(row: dict[str, Any]) -> sa.ColumnElement[bool]:
+    """The stored status is older than `row`'s: an earlier attempt, or the same one updated
+    before. A delivery whose write waited for the store must not overwrite what a later
+    delivery of the event wrote meanwhile."""
+    attempt, at = row["attempts"], row["updated_at"]
+    same = sa.and_(events.c.attempts == attempt, events.c.updated_at <= at)
+    return sa.or_(events.c.attempts < attempt, same)
 
 
 def _attempt(row: sa.Row[Any]) -> Attempt:

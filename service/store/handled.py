@@ -1,18 +1,21 @@
 """Handled events: what makes a handler's side effects happen once per event id.
 
-A delivery claims (event id, handler) before the work and marks it handled after. A
-second delivery finds the claim: handled -> skip; claimed less than a lease ago -> the
-work is under way elsewhere, retry later; older -> its worker died, take it over.
+A delivery claims (event id, handler) before the work and marks it handled after. The
+claim carries a token (which delivery holds it) and a lease its worker renews while the
+handler runs. A second delivery finds the claim: handled -> skip; leased -> the work is
+under way elsewhere; lapsed -> its worker died (or lost the store), take it over. A mark
+or a release names its token, so a delivery whose claim was taken over changes nothing.
 Event ids of any length are keyed through `ids.event_key`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Literal
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.store.ids import event_key
 from service.store.schema import handled
@@ -20,53 +23,91 @@ from service.store.schema import handled
 Claim = Literal["claimed", "done", "busy"]
 
 
+def _key(event_id: str, handler: str) -> sa.ColumnElement[bool]:
+    return sa.and_(handled.c.event_id == event_key(event_id), handled.c.handler == handler)
+
+
+def _held_by(event_id: str, handler: str, token: str | None) -> sa.ColumnElement[bool]:
+    key = _key(event_id, handler)
+    return key if token is None else sa.and_(key, handled.c.token == token)
+
+
+def _lapsed(now: float, legacy_lease_s: float) -> sa.ColumnElement[bool]:
+    """Unfinished, and its lease ran out (a row without a lease: `legacy_lease_s` after
+    its claim, as workers that predate leases never renew)."""
+    lease = sa.or_(
+        handled.c.lease_until < now,
+        sa.and_(handled.c.lease_until.is_(None), handled.c.claimed_at < now - legacy_lease_s),
+    )
+    return sa.and_(handled.c.handled_at.is_(None), lease)
+
+
 class HandledStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def claim(self, event_id: str, handler: str, lease_s: float) -> Claim:
-        """Claim the work of `handler` on this event."""
-        now, event_id = time.time(), event_key(event_id)
+    async def claim(
+        self,
+        event_id: str,
+        handler: str,
+        lease_s: float,
+        *,
+        token: str | None = None,
+        legacy_lease_s: float | None = None,
+    ) -> Claim:
+        """Claim the work of `handler` on this event for `lease_s`, as `token`."""
+        now = time.time()
+        held = {"claimed_at": now, "token": token, "lease_until": now + lease_s}
         try:
             async with self.engine.begin() as connection:
-                row = {"event_id": event_id, "handler": handler, "claimed_at": now}
+                row = {"event_id": event_key(event_id), "handler": handler, **held}
                 await connection.execute(handled.insert().values(**row))
             return "claimed"
         except sa.exc.IntegrityError:
             pass
-        key = sa.and_(handled.c.event_id == event_id, handled.c.handler == handler)
-        stale = sa.and_(key, handled.c.handled_at.is_(None), handled.c.claimed_at < now - lease_s)
+        key = _key(event_id, handler)
+        stale = sa.and_(key, _lapsed(now, lease_s if legacy_lease_s is None else legacy_lease_s))
         async with self.engine.begin() as connection:
-            if (
-                await connection.execute(handled.update().where(stale).values(claimed_at=now))
-            ).rowcount:
+            if (await connection.execute(handled.update().where(stale).values(**held))).rowcount:
                 return "claimed"
             done = await connection.execute(sa.select(handled.c.handled_at).where(key))
             return "done" if done.scalar() is not None else "busy"
 
-    async def mark(self, event_id: str, handler: str) -> None:
-        """Record that `handler` finished this event."""
-        event_id = event_key(event_id)
-        key = sa.and_(handled.c.event_id == event_id, handled.c.handler == handler)
-        async with self.engine.begin() as connection:
-            await connection.execute(handled.update().where(key).values(handled_at=time.time()))
-
-    async def release(self, event_id: str, handler: str) -> None:
-        """Drop an unfinished claim, so the event's retry can claim it at once."""
-        event_id = event_key(event_id)
-        key = sa.and_(
-            handled.c.event_id == event_id,
-            handled.c.handler == handler,
-            handled.c.handled_at.is_(None),
+    async def renew(self, tokens: Collection[str], lease_s: float) -> set[str]:
+        """Extend the unfinished claims held as `tokens` to `lease_s` from now; the tokens
+        still held (a claim that lapsed and was taken over is not)."""
+        if not tokens:
+            return set()
+        statement = (
+            handled.update()
+            .where(handled.c.token.in_(list(tokens)), handled.c.handled_at.is_(None))
+            .values(lease_until=time.time() + lease_s)
+            .returning(handled.c.token)
         )
         async with self.engine.begin() as connection:
-            await connection.execute(handled.delete().where(key))
+            return {str(token) for token in (await connection.execute(statement)).scalars()}
+
+    async def mark(self, event_id: str, handler: str, token: str | None = None) -> bool:
+        """Record that `handler` finished this event; False if `token` no longer holds it."""
+        async with self.engine.begin() as connection:
+            return await self.mark_in(connection, event_id, handler, token)
+
+    async def mark_in(
+        self, connection: AsyncConnection, event_id: str, handler: str, token: str | None = None
+    ) -> bool:
+        """`mark`, inside the caller's transaction: it commits with the caller's writes."""
+        first = sa.func.coalesce(handled.c.handled_at, time.time())  # a second mark keeps it
+        statement = handled.update().where(_held_by(event_id, handler, token))
+        return bool((await connection.execute(statement.values(handled_at=first))).rowcount)
+
+    async def release(self, event_id: str, handler: str, token: str | None = None) -> None:
+        """Drop an unfinished claim (held as `token`), so the event's retry can claim it at once."""
+        unfinished = sa.and_(_held_by(event_id, handler, token), handled.c.handled_at.is_(None))
+        async with self.engine.begin() as connection:
+            await connection.execute(handled.delete().where(unfinished))
 
     async def is_handled(self, event_id: str, handler: str) -> bool:
         """Whether `handler` already finished its work for this event."""
-        event_id = event_key(event_id)
-        query = sa.select(handled.c.handled_at).where(
-            handled.c.event_id == event_id, handled.c.handler == handler
-        )
+        query = sa.select(handled.c.handled_at).where(_key(event_id, handler))
         async with self.engine.connect() as connection:
             return (await connection.execute(query)).scalar() is not None

@@ -34,6 +34,30 @@ def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
     return apply
 
 
+def _add_columns(table: sa.Table, *names: str) -> Callable[[sa.Connection], None]:
+    """Add the columns `names` of `table` (as schema.py has them) that it lacks, and its
+    indexes: a table created by an earlier step from today's schema.py has them already."""
+
+    def apply(connection: sa.Connection) -> None:
+        present = {c["name"] for c in sa.inspect(connection).get_columns(table.name)}
+        preparer = connection.dialect.identifier_preparer
+        for name in names:
+            if name in present:
+                continue
+            column = table.c[name]
+            kind = column.type.compile(dialect=connection.dialect)
+            connection.execute(
+                sa.text(
+                    f"ALTER TABLE {preparer.format_table(table)} "
+                    f"ADD COLUMN {preparer.format_column(column)} {kind}"
+                )
+            )
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)
+
+    return apply
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs", _create(schema.runs)),
     Migration(2, "handled events", _create(schema.handled)),
@@ -41,6 +65,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "event log", _create(schema.events, schema.attempts)),
     Migration(5, "admin api keys", _create(schema.api_keys)),
     Migration(6, "shared rate limits", _create(schema.rate_limits)),
+    Migration(7, "claim leases", _add_columns(schema.handled, "token", "lease_until")),
 )
 
 

@@ -50,7 +50,9 @@ sa.Index("runs_status_next_poll", runs.c.status, runs.c.next_poll_at)
 sa.Index("runs_fact_sheet", runs.c.fact_sheet_id)
 
 # Side effects done once: one row per (event id, handler), claimed before the work and
-# marked handled after it.
+# marked handled after it. `token` names the claim's holder (a delivery in one worker) and
+# `lease_until` when the claim lapses unless that worker renews it; rows of workers that
+# predate leases have neither, and lapse `worker.handler_timeout_s` after `claimed_at`.
 handled = sa.Table(
     "handled",
     metadata,
@@ -58,7 +60,10 @@ handled = sa.Table(
     sa.Column("handler", sa.String(200), primary_key=True),
     sa.Column("claimed_at", sa.Float, nullable=False),
     sa.Column("handled_at", sa.Float, nullable=True),
+    sa.Column("token", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.Float, nullable=True),
 )
+sa.Index("handled_token", handled.c.token)
 
 # The newest LeanIX transactionSequenceNumber handled per Fact Sheet (out-of-order guard).
 fact_sheet_sequence = sa.Table(

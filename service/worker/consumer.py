@@ -16,14 +16,17 @@ Settlement, as a table:
     anything else raised while working    -> dead letter with the error, else reject without
                                              requeue: never left unsettled
 
-A message is acked only after its work is done, or after its copy is confirmed. The acks
-of one turn of the loop go out together (service/bus/acks.py).
+A message is acked only after its work is done, or after its copy is confirmed, and an
+event only after its delivery is in the event log (journal.py: while the store is
+unreachable the message waits, unacked). The acks of one turn of the loop go out together
+(service/bus/acks.py). Idempotent handlers run under a claim (claims.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +45,7 @@ from service.resources import Resources
 from service.settings import Settings
 from service.store.ids import event_key
 from service.worker import policy
+from service.worker.claims import ClaimBusy, Claims, Held
 from service.worker.delivery import (
     Delivery,
     Unreadable,
@@ -50,9 +54,9 @@ from service.worker.delivery import (
     sendable_id,
     sendable_key,
 )
-from service.worker.journal import Journal, Ran
+from service.worker.journal import Entry, Journal, Ran
 from service.worker.policy import Failure
-from service.worker.registry import Context, Registration, Registry
+from service.worker.registry import Context, Registration, Registry, idempotency_key
 
 log = structlog.get_logger("service.worker")
 
@@ -74,6 +78,12 @@ class Consumer:
         self.registry = registry
         self.resources = resources
         self.journal = Journal(resources.database if resources else None, settings.eventlog)
+        worker = settings.worker
+        self.claims = (
+            Claims(resources.database.handled, worker.claim_lease_s, worker.handler_timeout_s)
+            if resources is not None
+            else None
+        )
         self._tag: str | None = None
         self._queue: AbstractQueue | None = None
         self._acks = Acks()
@@ -129,20 +139,20 @@ class Consumer:
         with structlog.contextvars.bound_contextvars(event_id=shown, event_type=event.type):
             handlers = self._handlers(delivery)
             if not handlers:
-                await self._acks.ack(message)
+                entry = Entry(event, delivery.body_size, attempt)
+                await self._settle(message, event.type, [], entry)
                 log.info("event.unhandled", subject=event.subject)
                 metrics.unhandled.inc()
-                await self.journal.write(event, delivery.body_size, attempt, [], {})
                 return
             ran = await self._dispatch(delivery, handlers)
             failures = [r.failure for r in ran if r.failure is not None]
-            fates = await self._settle(message, event.type, failures)
+            entry = Entry(event, delivery.body_size, attempt, ran)
+            await self._settle(message, event.type, failures, entry)
             duration = round((time.perf_counter() - started) * 1000, 2)
             outcome = "failed" if failures else "handled"
             log.info(
                 f"event.{outcome}", handlers=len(handlers), attempt=attempt, duration_ms=duration
             )
-            await self.journal.write(event, delivery.body_size, attempt, ran, fates)
 
     async def _abandon(self, message: AbstractIncomingMessage, exc: Exception) -> None:
         """Settle a message whose handling raised (a bug): dead-letter it with the error,
@@ -183,60 +193,93 @@ class Consumer:
     async def _run_one(
         self, event: CloudEvent, registration: Registration, context: Context
     ) -> tuple[Failure | None, bool]:
-        """Run one handler (once, if idempotent): (its failure or None, skipped as done)."""
+        """Run one handler, under a claim if idempotent: (its failure or None, skipped)."""
         delays = registration.retry_delays_s or self.settings.worker.retry_delays_s
         try:
-            if await self._done_before(event, registration):
-                return None, True
-        except _Busy:  # running elsewhere, or its worker died: once the claim can lapse
-            lease = self.settings.worker.handler_timeout_s
-            return policy.busy(registration.name, lease, delays), False
+            held = await self._claim(event, registration)
+        except ClaimBusy:  # its holder is alive and renewing: look again after a while
+            return policy.busy(registration.name, 0.0, delays), False
         except Exception as exc:  # the store is down: later
             return policy.failure(registration.name, RetryLater(str(exc)), delays), False
+        if held is _DONE:
+            log.info("handler.already_done", handler=registration.name)
+            return None, True
         try:
-            async with asyncio.timeout(self.settings.worker.handler_timeout_s):
-                await registration.func(event, context)
+            await self._run(event, registration, context, held)
         except Exception as exc:
-            await self._unclaim(event, registration)
+            await self._unclaim(held, registration)
             return policy.failure(registration.name, exc, delays), False
-        await self._record(event, registration)
+        await self._record(held, registration)
         return None, False
 
-    async def _done_before(self, event: CloudEvent, registration: Registration) -> bool:
-        """Claim an idempotent handler's work; True if it was already done."""
-        if not registration.idempotent or self.resources is None:
-            return False
-        lease = self.settings.worker.handler_timeout_s
-        claim = await self.resources.database.handled.claim(event.id, registration.name, lease)
-        if claim == "busy":
-            raise _Busy
-        if claim == "done":
-            log.info("handler.already_done", handler=registration.name)
-        return claim == "done"
+    async def _claim(self, event: CloudEvent, registration: Registration) -> Held | None:
+        """Claim an idempotent handler's work (None: it runs unclaimed); _DONE if it was
+        done before. Waits up to a lease for a claim whose worker died."""
+        if not registration.idempotent or self.claims is None:
+            return None
+        held = await self.claims.acquire(event.id, registration.name)
+        return _DONE if held is None else held
 
-    async def _unclaim(self, event: CloudEvent, registration: Registration) -> None:
-        if registration.idempotent and self.resources is not None:
+    async def _run(
+        self, event: CloudEvent, registration: Registration, context: Context, held: Held | None
+    ) -> None:
+        """The handler, within its timeout (cut short if its claim lapses)."""
+        key = idempotency_key(event.id, registration.name)
+        timeout = self.settings.worker.handler_timeout_s
+        if held is None or self.claims is None:
+            async with asyncio.timeout(timeout):
+                await registration.func(event, dataclasses.replace(context, idempotency_key=key))
+            return
+        claims = self.claims
+        context = dataclasses.replace(
+            context, idempotency_key=key, _transaction=lambda: claims.transaction(held)
+        )
+        async with claims.running(held, timeout):
+            await registration.func(event, context)
+
+    async def _unclaim(self, held: Held | None, registration: Registration) -> None:
+        if held is not None and self.claims is not None:
             try:
-                await self.resources.database.handled.release(event.id, registration.name)
+                await self.claims.release(held)
             except Exception as exc:  # the claim then lapses after its lease
                 log.error("handler.release_failed", handler=registration.name, error=repr(exc))
 
-    async def _record(self, event: CloudEvent, registration: Registration) -> None:
+    async def _record(self, held: Held | None, registration: Registration) -> None:
         metrics.handled.labels(registration.name, "ok").inc()
-        if not registration.idempotent or self.resources is None:
+        if held is None or self.claims is None:
             return
         try:
-            await self.resources.database.handled.mark(event.id, registration.name)
+            marked = await self.claims.mark(held)
         except Exception as exc:  # the work is done: failing it now would repeat it
             log.error("handler.record_failed", handler=registration.name, error=repr(exc))
+            return
+        if not marked:  # its lease lapsed unnoticed (a stalled loop): it may have run twice
+            log.error("handler.claim_taken_over", handler=registration.name)
 
     async def _settle(
-        self, message: AbstractIncomingMessage, routing_key: str, failures: list[Failure]
-    ) -> dict[str, str]:
-        """Ack, retry or dead-letter; the fate of each failed handler."""
-        if not failures:
+        self,
+        message: AbstractIncomingMessage,
+        routing_key: str,
+        failures: list[Failure],
+        entry: Entry | None = None,
+    ) -> None:
+        """Copy the event to a retry queue or the dead letters as its failures ask, log
+        the delivery (`entry`), then ack it, or reject it if a copy could not be made: the
+        broker forgets no event before the event log has it."""
+        fates, copied = await self._copy(message, routing_key, failures)
+        if entry is not None:
+            await self.journal.write(entry, fates)
+        if copied:
             await self._acks.ack(message)
-            return {}
+        else:
+            await message.reject(requeue=False)
+
+    async def _copy(
+        self, message: AbstractIncomingMessage, routing_key: str, failures: list[Failure]
+    ) -> tuple[dict[str, str], bool]:
+        """Retry or dead-letter copies: (the fate of each failed handler, all copies made)."""
+        if not failures:
+            return {}, True
         attempt = _attempt(message)
         retries, permanent = policy.plan(failures, attempt)
         try:
@@ -244,13 +287,11 @@ class Consumer:
                 await self._retry(message, failed, attempt if counts else attempt - 1, delay)
             if permanent:
                 await self._dead_letter(message, routing_key, permanent, attempt)
-        except BrokerUnavailable as exc:
+        except BrokerUnavailable as exc:  # rejected: the broker dead-letters it
             log.error("event.republish_failed", error=str(exc))
-            await message.reject(requeue=False)
-            return {f.handler: "dead_letter" for f in failures}
-        await self._acks.ack(message)
+            return {f.handler: "dead_letter" for f in failures}, False
         fates = {f.handler: "retry" for failed in retries.values() for f in failed}
-        return fates | {f.handler: "dead_letter" for f in permanent}
+        return fates | {f.handler: "dead_letter" for f in permanent}, True
 
     async def _retry(
         self, message: AbstractIncomingMessage, failed: list[Failure], attempt: int, delay: float
@@ -306,8 +347,7 @@ class Consumer:
             metrics.handled.labels(f.handler, "dead_letter").inc()
 
 
-class _Busy(Exception):
-    """Another delivery holds this handler's claim on the event."""
+_DONE = Held("", "", "done before", 0.0)  # what _claim returns for work already done
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:

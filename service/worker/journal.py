@@ -1,7 +1,12 @@
-"""Journal: writes each handled message into the event log (status + one row per attempt).
+"""Journal: writes each delivery of an event into the event log (status + one row per attempt).
 
-Written after the message is settled, so it never delays a handler; a failure to write
-is logged and never changes how the message was settled.
+Written after the handlers ran and before the message is acked or rejected, so every
+event a worker settled is in the log, whatever crashes in between: a worker killed
+before the write never acked, and RabbitMQ redelivers the event. While the store is
+unreachable the write is tried again, with backoff, and the message waits unacked (the
+worker's prefetch bounds how many do). A row the store refuses as data is written again
+without its payload and with its text made storable; it must never stop a message for
+good, nor let one be acked unlogged while the store is merely down.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import orjson
 import structlog
@@ -18,9 +23,12 @@ from service.cloudevent import CloudEvent
 from service.settings import EventLogSettings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent
+from service.store.outages import unreachable, until_reachable
 from service.worker.policy import Failure
 
 log = structlog.get_logger("service.worker")
+
+Rows = tuple[LoggedEvent, list[Attempt], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,16 @@ class Ran:
     failure: Failure | None
     duration_ms: float
     skipped: bool = False  # idempotent, and already done
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One delivery of an event, to be logged."""
+
+    event: CloudEvent
+    body_size: int
+    attempt: int
+    ran: list[Ran] = field(default_factory=list)
 
 
 def status_of(ran: list[Ran], fates: dict[str, str]) -> str:
@@ -47,21 +65,28 @@ class Journal:
         self.database = database
         self.settings = settings
 
-    async def write(
-        self, event: CloudEvent, body_size: int, attempt: int, ran: list[Ran], fates: dict[str, str]
-    ) -> None:
-        """Record this delivery; never raises."""
+    async def write(self, entry: Entry, fates: dict[str, str]) -> None:
+        """Record this delivery; return once it is recorded, however long the store is away."""
         if self.database is None or not self.settings.enabled:
             return
-        try:
-            await self.database.events.record(*self._rows(event, body_size, attempt, ran, fates))
-        except Exception as exc:
-            log.error("eventlog.write_failed", error=repr(exc))
+        rows = self._rows(entry, fates)
+        await until_reachable(lambda: self._record(rows), "eventlog.write")
 
-    def _rows(
-        self, event: CloudEvent, body_size: int, attempt: int, ran: list[Ran], fates: dict[str, str]
-    ) -> tuple[LoggedEvent, list[Attempt], bytes | None]:
-        now = time.time()
+    async def _record(self, rows: Rows) -> None:
+        """Write the rows; raise only while the store is unreachable."""
+        assert self.database is not None
+        for attempt, written in enumerate((rows, _storable(rows))):
+            try:
+                await self.database.events.record(*written)
+                return
+            except Exception as exc:
+                if unreachable(exc):
+                    raise
+                refused = "eventlog.row_refused" if attempt == 0 else "eventlog.write_refused"
+                log.error(refused, error=repr(exc)[:500])
+
+    def _rows(self, entry: Entry, fates: dict[str, str]) -> Rows:
+        event, ran, attempt, now = entry.event, entry.ran, entry.attempt, time.time()
         errors = [r.failure.error for r in ran if r.failure is not None]
         head = LoggedEvent(
             id=event.id, type=event.type, source=event.source, subject=event.subject,
@@ -74,8 +99,25 @@ class Journal:
                     now, round(r.duration_ms, 2))
             for r in ran
         ]  # fmt: skip
-        small = body_size <= self.settings.max_data_bytes
+        small = entry.body_size <= self.settings.max_data_bytes
         return head, tries, orjson.dumps(event.data) if small else None
+
+
+def _storable(rows: Rows) -> Rows:
+    """The rows without the payload, their text without NULs or lone surrogates."""
+    head, tries, _ = rows
+    head = replace(
+        head, type=str(_text(head.type)), source=str(_text(head.source)),
+        subject=_text(head.subject), time=_text(head.time), last_error=_text(head.last_error),
+    )  # fmt: skip
+    tries = [replace(t, handler=str(_text(t.handler)), error=_text(t.error)) for t in tries]
+    return head, tries, None
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def _outcome(ran: Ran, fates: dict[str, str]) -> str:

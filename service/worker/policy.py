@@ -10,8 +10,9 @@ Only the handlers that failed run again; those that succeeded are not repeated. 
 failed handler follows its own schedule: handlers whose next delays differ get a copy
 each, and a handler whose schedule is exhausted is dead-lettered while the others go on.
 Attempts are counted in our own header, never in `x-death`. A handler that did not run
-because another delivery holds its claim (`busy`) has not used an attempt: it is tried
-again once the claim's lease can have lapsed, with the same attempt number.
+because another delivery holds its claim (`busy`: the worker waited a lease for it in
+vain, so its holder is alive) has not used an attempt: it is tried again after the
+shortest delay of its schedule, with the same attempt number.
 """
 
 from __future__ import annotations

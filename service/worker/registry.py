@@ -13,7 +13,9 @@ more words. Name your module in `worker.handler_modules` and the worker imports 
 from __future__ import annotations
 
 import importlib
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,17 @@ from service.errors import ConfigError
 from service.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from service.resources import Resources
+
+_KEYS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:leanix-bridge:handler-effect")
+
+
+def idempotency_key(event_id: str, handler: str) -> str:
+    """The key of one handler's effect on one event: a UUID, the same on every delivery,
+    retry and replay of the event, on every worker."""
+    return str(uuid.uuid5(_KEYS, f"{len(event_id)}:{event_id}/{handler}"))
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,23 @@ class Context:
     redelivered: bool = False  # delivered before: a retry, or after a crash; be idempotent
     attempt: int = 1
     resources: Resources | None = None  # the worker's store, clients and rules
+    # Give it to the vendor as its idempotency key (or reference, or look-up id): a run
+    # interrupted after its effect and before the done mark runs again with the same key.
+    idempotency_key: str = ""
+    _transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]] | None = field(
+        default=None, repr=False
+    )
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction on the worker's store that marks this handler done on this event
+        when it commits: writes made in it happen exactly once. Idempotent handlers only;
+        it raises ClaimLost (retried) if another delivery took the claim over meanwhile."""
+        if self._transaction is None:
+            raise RuntimeError(
+                "context.transaction() needs a handler registered with idempotent=True "
+                "and a worker with a store"
+            )
+        return self._transaction()
 
 
 HandlerFunc = Callable[[CloudEvent, Context], Awaitable[None]]
@@ -48,7 +77,7 @@ class Registration:
     func: HandlerFunc
     name: str
     retry_delays_s: tuple[float, ...] | None = None  # None: worker.retry_delays_s
-    idempotent: bool = False  # run at most once per event id (recorded in the store)
+    idempotent: bool = False  # claimed per event id, skipped once done (see Registry.handler)
 
 
 @lru_cache(maxsize=4096)
@@ -86,8 +115,12 @@ class Registry:
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Register an async `func(event, context)` for event types matching `pattern`.
 
-        `idempotent=True`: once it succeeded for an event id, a redelivery, retry or replay
-        of that event skips it (recorded in the store, shared by every worker).
+        `idempotent=True`: the handler's work on an event id is claimed in the store
+        (shared by every worker) and marked done when it returns. Never two runs at once;
+        once marked done, a redelivery, retry or replay skips it. A run interrupted between
+        its effect and the mark (a crash, a kill) runs again: make external effects
+        idempotent with `context.idempotency_key`; store writes made in
+        `context.transaction()` commit with the mark and happen once.
         """
 
         def register(func: HandlerFunc) -> HandlerFunc:

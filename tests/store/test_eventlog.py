@@ -84,3 +84,23 @@ async def test_prune_removes_old_events_and_their_attempts(database: Database) -
 def test_a_foreign_cursor_is_refused() -> None:
     with pytest.raises(ValueError, match="not a cursor"):
         decode_cursor("garbage!!")
+
+
+async def test_a_late_write_of_an_earlier_delivery_keeps_the_later_status(
+    database: Database,
+) -> None:
+    """A delivery whose write waited for the store lands after a later delivery's."""
+    log = database.events
+    retry = LoggedEvent(**{**vars(event(7)), "status": "retrying", "updated_at": 1010.0})
+    handled = LoggedEvent(**{**vars(event(7)), "attempts": 2, "updated_at": 1020.0})
+    await log.record(handled, [Attempt("h", 2, "ok", None, 1020.0, 1.0)], None)
+    await log.record(retry, [Attempt("h", 1, "retry", "Boom", 1010.0, 1.0)], None)
+    same_attempt_older = LoggedEvent(
+        **{**vars(handled), "status": "retrying", "updated_at": 1015.0}
+    )
+    await log.record(same_attempt_older, [], None)
+    found = await log.get("e-007")
+    assert found is not None
+    head, tries = found
+    assert (head.status, head.attempts, head.updated_at) == ("handled", 2, 1020.0)
+    assert sorted(t.attempt for t in tries) == [1, 2]  # the history keeps both

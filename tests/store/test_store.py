@@ -136,8 +136,8 @@ async def test_handled_events_are_claimed_then_marked(database: Database) -> Non
 
 async def test_a_stale_claim_is_taken_over_and_a_released_one_is_free(database: Database) -> None:
     handled = database.handled
-    assert await handled.claim("e-2", "h", lease_s=60) == "claimed"
-    assert await handled.claim("e-2", "h", lease_s=0) == "claimed"  # its worker died
+    assert await handled.claim("e-2", "h", lease_s=0) == "claimed"  # a lease that lapses at once
+    assert await handled.claim("e-2", "h", lease_s=60) == "claimed"  # its worker died
     await handled.release("e-2", "h")
     assert await handled.claim("e-2", "h", lease_s=60) == "claimed"
     await handled.mark("e-2", "h")

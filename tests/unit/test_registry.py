@@ -6,7 +6,13 @@ import pytest
 
 from service.cloudevent import CloudEvent
 from service.errors import ConfigError
-from service.worker.registry import Context, Registry, import_modules, topic_matches
+from service.worker.registry import (
+    Context,
+    Registry,
+    idempotency_key,
+    import_modules,
+    topic_matches,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +68,18 @@ def test_a_pattern_full_of_hashes_is_matched_in_linear_time() -> None:
     pattern = ".".join(["#"] * 200) + ".x"
     assert not topic_matches(pattern, ".".join("abcdefghijklmnopqrstuvwxyz"))
     assert topic_matches(pattern, "a.b.x")
+
+
+def test_the_idempotency_key_is_stable_per_event_and_handler() -> None:
+    key = idempotency_key("e-1", "h")
+    assert key == idempotency_key("e-1", "h")  # every delivery, every worker
+    assert len(key) == 36  # a UUID: fits any vendor's reference field
+    others = {idempotency_key("e-2", "h"), idempotency_key("e-1", "g"), idempotency_key("e", "1/h")}
+    assert key not in others and len(others) == 3
+    assert idempotency_key("a/b", "c") != idempotency_key("a", "b/c")
+
+
+def test_a_store_transaction_needs_an_idempotent_handler() -> None:
+    context = Context(settings=None, log=None)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="idempotent=True"):
+        context.transaction()
