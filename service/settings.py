@@ -178,6 +178,7 @@ class StoreSettings:
     # sqlite+aiosqlite:///<path> (embedded, one worker host) or
     # postgresql+asyncpg://user:password@host/db (several workers).
     url: str = field(default="sqlite+aiosqlite:///var/bridge.sqlite3", repr=False)
+    connect_retry_s: float = 2.0  # start-up: pause between attempts to reach the store
 
 
 @dataclass(frozen=True)
@@ -406,6 +407,7 @@ def _validate(s: Settings) -> None:
     _require(s.log.level.lower() in levels, "log.level", "debug, info, warning or error")
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
+    _require(s.store.connect_retry_s > 0, "store.connect_retry_s", "must be positive")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
     _require(s.eventlog.max_data_bytes >= 0, "eventlog.max_data_bytes", "must not be negative")
     auto = s.automation
