@@ -30,6 +30,7 @@ from service.worker import policy
 from service.worker.registry import topic_matches
 
 REPLAY_TIMEOUT_S = 10.0
+BROKER_WAIT_S = 30.0
 _SHOW = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 _DURATION = re.compile(r"^([0-9]{1,9}(?:\.[0-9]{1,6})?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -235,7 +236,13 @@ async def run_command(
 ) -> int:
     """The CLI: list, show or replay; returns the exit code."""
     await broker.start()
-    await broker.wait_ready(30)
+    try:
+        await broker.wait_ready(BROKER_WAIT_S)
+    except TimeoutError:
+        await broker.close()
+        url = broker.settings.safe_url
+        sys.stderr.write(f"the message broker ({url}) did not answer in {BROKER_WAIT_S:g} s\n")
+        return 1
     dlq = DeadLetterQueue(broker)
     try:
         letters = await dlq.read(filters)

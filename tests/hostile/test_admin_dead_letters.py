@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from service import deadletters
 from service.bus.broker import Broker
 from service.deadletters import Filters, run_command
 from service.receiver.app import create_app
@@ -121,3 +123,18 @@ async def ids(client: TestClient[Any, Any], query: str, headers: dict[str, str])
     async with client.get(f"/api/v1/dead-letters{query}", headers=headers) as response:
         assert response.status == 200
         return sorted(letter["id"] for letter in (await response.json())["items"])
+
+
+async def test_the_command_line_says_when_the_broker_does_not_answer(
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(deadletters, "BROKER_WAIT_S", 0.5)
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"amqp://guest:PWsecret@127.0.0.1:{closed.getsockname()[1]}/"
+        broker = Broker(make_settings(amqp_url=url).amqp)
+        assert await run_command(broker, "list", Filters(), io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert "did not answer in 0.5 s" in err and "guest:***@" in err and "PW" not in err
