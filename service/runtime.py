@@ -1,5 +1,9 @@
 """Runtime: open every resource in one place, run until SIGTERM/SIGINT, then drain.
 
+Start-up order: the broker (connecting in the background), HTTP (probes answer at once),
+the store (waited for, service/startup.py), the worker. A failure closes what was opened
+and is raised: the process exits with the reason, never hangs.
+
 Shutdown order: stop consuming and finish handlers in flight, stop accepting HTTP and
 finish requests in flight (both within `http.shutdown_grace_s`), close the broker.
 """
