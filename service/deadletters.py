@@ -25,10 +25,13 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from service.bus.broker import Broker
+from service.terminal import visible, visible_json
 from service.worker import policy
 from service.worker.registry import topic_matches
 
 REPLAY_TIMEOUT_S = 10.0
+BROKER_WAIT_S = 30.0
+_SHOW = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 _DURATION = re.compile(r"^([0-9]{1,9}(?:\.[0-9]{1,6})?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -235,7 +238,13 @@ async def run_command(
 ) -> int:
     """The CLI: list, show or replay; returns the exit code."""
     await broker.start()
-    await broker.wait_ready(30)
+    try:
+        await broker.wait_ready(BROKER_WAIT_S)
+    except TimeoutError:
+        await broker.close()
+        url = broker.settings.safe_url
+        sys.stderr.write(f"the message broker ({url}) did not answer in {BROKER_WAIT_S:g} s\n")
+        return 1
     dlq = DeadLetterQueue(broker)
     try:
         letters = await dlq.read(filters)
@@ -244,7 +253,7 @@ async def run_command(
             replayed = await replay_all(dlq, letters, bar)
             out.write(f"replayed {len(replayed)} dead letter(s)\n")
             for event_id in replayed:
-                out.write(f"  {event_id}\n")
+                out.write(f"  {visible(event_id)}\n")
             return 0
         for letter in letters:
             out.write(_render(letter, full=command == "show") + "\n")
@@ -256,14 +265,17 @@ async def run_command(
 
 
 def _render(letter: DeadLetter, full: bool) -> str:
+    """One line (`list`) or the event in full (`show`); event data shown, never obeyed."""
     summary = letter.summary()
     if not full:
+        shown = {name: visible(str(value)) for name, value in summary.items()}
         return (
-            f"{summary['id']}  {summary['type']}  attempts={summary['attempts']}  "
-            f"at={summary['dead_lettered_at']}  error={summary['error']}"
+            f"{shown['id']}  {shown['type']}  attempts={shown['attempts']}  "
+            f"at={shown['dead_lettered_at']}  error={shown['error']}"
         )
     try:
         body: Any = orjson.loads(letter.message.body)
     except orjson.JSONDecodeError:
         body = letter.message.body.decode("utf-8", errors="replace")
-    return orjson.dumps({**summary, "event": body}, option=orjson.OPT_INDENT_2).decode()
+    text = orjson.dumps({**summary, "event": body}, option=_SHOW, default=str).decode()
+    return visible_json(text)

@@ -1,7 +1,8 @@
 """Probes and metrics over HTTP, for the receiver and the worker alike.
 
 GET /healthz   liveness: 200 while the process runs
-GET /readyz    readiness: 200 when connected to RabbitMQ with the topology declared
+GET /readyz    readiness: 200 when connected to RabbitMQ with the topology declared and
+               nothing else start-up awaits (the worker's store); 503 naming what is not
 GET /metrics   Prometheus exposition (queue depth and runs in flight read on scrape)
 """
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from service import metrics
 from service.bus.broker import Broker
 from service.receiver.problems import problem
+from service.startup import STARTUP, Startup
 
 # Extra work done before each scrape (refreshing gauges); set by the worker.
 Refresh = Callable[[], Awaitable[None]]
@@ -27,6 +29,7 @@ SCRAPE_TIMEOUT_S = 2.0
 def add_probes(app: web.Application, broker: Broker) -> None:
     """Add /healthz, /readyz and /metrics to `app`."""
     app[BROKER] = broker
+    app[STARTUP] = Startup()
     app[REFRESH] = [broker_depths(broker)]
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -39,10 +42,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Connected to the broker with the topology declared; 503 otherwise."""
-    if request.app[BROKER].ready:
+    """Connected to the broker with the topology declared, nothing else awaited; 503 otherwise."""
+    unready = request.app[STARTUP].unready()
+    if not request.app[BROKER].ready:
+        unready.insert(0, "not connected to the message broker")
+    if not unready:
         return web.json_response({"status": "ready"})
-    return problem(503, "Not ready", "not connected to the message broker")
+    return problem(503, "Not ready", "; ".join(unready))
 
 
 async def scrape(request: web.Request) -> web.Response:

@@ -78,18 +78,25 @@ def run_clients(session: aiohttp.ClientSession, clients: ClientsSettings) -> dic
     return runners
 
 
-async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
-    """Open (and migrate) the store; register its closing on `stack`."""
+def database_of(settings: Settings, stack: AsyncExitStack) -> Database:
+    """The store, not yet opened (nothing connects yet); its closing registered on `stack`."""
     _make_sqlite_folder(settings.store.url)
     database = Database(settings.store.url)
-    await database.open()
     stack.push_async_callback(database.close)
     return database
 
 
-async def open_resources(settings: Settings, broker: Broker, stack: AsyncExitStack) -> Resources:
-    """Open the store and the HTTP session; register their closing on `stack`."""
-    database = await open_database(settings, stack)
+async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
+    """Open (and migrate) the store; register its closing on `stack`."""
+    database = database_of(settings, stack)
+    await database.open()
+    return database
+
+
+async def open_resources(
+    settings: Settings, broker: Broker, database: Database, stack: AsyncExitStack
+) -> Resources:
+    """Open the HTTP session over the opened store; register their closing on `stack`."""
     session = aiohttp.ClientSession(raise_for_status=False)
     stack.push_async_callback(session.close)
     api = settings.clients.leanix

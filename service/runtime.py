@@ -1,5 +1,9 @@
 """Runtime: open every resource in one place, run until SIGTERM/SIGINT, then drain.
 
+Start-up order: the broker (connecting in the background), HTTP (probes answer at once),
+the store (waited for, service/startup.py), the worker. A failure closes what was opened
+and is raised: the process exits with the reason, never hangs.
+
 Shutdown order: stop consuming and finish handlers in flight, stop accepting HTTP and
 finish requests in flight (both within `http.shutdown_grace_s`), close the broker.
 """
@@ -29,8 +33,9 @@ from service.automation.rules import load as load_rules
 from service.bus.broker import Broker
 from service.probes import REFRESH, Refresh, worker_app
 from service.receiver.app import create_app
-from service.resources import Resources, open_database, open_resources
+from service.resources import database_of, open_resources
 from service.settings import MODES, Settings
+from service.startup import STARTUP, Startup, open_store
 from service.store import Database
 from service.worker.consumer import Consumer
 from service.worker.journal import prune_forever
@@ -55,7 +60,8 @@ def serve_forked(settings: Settings, mode: str, sock: socket.socket, count: int)
     before any event loop exists (service/processes.py); this one also runs the worker
     in `all` mode. The exit code: 1 if a receiver died."""
     loop = settings.http.event_loop
-    asyncio.run(_migrate(settings))  # once, before the processes race to do it
+    if not asyncio.run(_migrate(settings)):  # once, before the processes race to do it
+        return 0  # stopped while waiting for the store
     pids = processes.fork(
         count - 1,
         lambda: run(serve(settings, "receiver", sock=processes.own_socket(sock)), loop),
@@ -80,9 +86,13 @@ def run(main: Coroutine[Any, Any, None], event_loop: str = "uvloop") -> None:
     asyncio.run(main)
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: Settings) -> bool:
+    """Open (migrate) the store once, waiting for it; False if stopped by a signal first."""
+    stop = asyncio.Event()
+    _on_signals(stop)
     async with AsyncExitStack() as stack:
-        await open_database(settings, stack)
+        database = database_of(settings, stack)
+        return await open_store(database, Startup(), stop, settings.store.connect_retry_s)
 
 
 async def serve(
@@ -97,74 +107,122 @@ async def serve(
 
     `sock`: listen on this socket (shared with other receiver processes) rather than
     binding http.host:http.port; `receivers`: those processes, stopped with this one.
+    The store is waited for while HTTP already answers (/readyz 503 naming it); an error
+    during start-up closes what was opened and is raised, never left hanging.
     """
     from service.worker.registry import registry as default_registry
 
     stop = stop or asyncio.Event()
     grace = settings.http.shutdown_grace_s
-    starting: asyncio.Task[None] | None = None
     async with AsyncExitStack() as stack:
-        broker = Broker(settings.amqp)
-        await broker.start()
-        stack.push_async_callback(broker.close)
-        if receivers is not None:  # they drain while this process does; reaped last
-            receivers.watch(stop)
-            stack.push_async_callback(receivers.wait, grace)
-        refresh: list[Refresh] = []
-        database: Database | None = None
-        if mode in ("all", "worker"):
-            starting, resources = await _start_worker(
-                settings, broker, registry or default_registry, stack, stop
-            )
-            database = resources.database
-            refresh.append(runs_in_flight(database))
-        if mode == "receiver":
-            database = await open_database(settings, stack)
-        app = create_app(settings, broker, database) if mode != "worker" else worker_app(broker, [])
-        app[REFRESH].extend(refresh)
-        runner = await _start_http(settings, app, sock)
-        stack.push_async_callback(runner.cleanup)
-        _on_signals(stop)
+        try:
+            broker = Broker(settings.amqp)
+            await broker.start()
+            stack.push_async_callback(broker.close)
+            if receivers is not None:  # they drain while this process does; reaped last
+                receivers.watch(stop)
+                stack.push_async_callback(receivers.wait, grace)
+            registry = registry or default_registry
+            started = await _start(settings, mode, registry, broker, stack, stop, sock)
+        except Exception as exc:
+            log.error("startup.failed", mode=mode, error=repr(exc).splitlines()[0])
+            raise
         gc.freeze()  # what start-up made lives as long as the process: out of the GC's sweeps
-        log.info("service.started", mode=mode, broker=settings.amqp.safe_url, pid=os.getpid())
+        if not stop.is_set():  # not stopped while waiting for the store
+            log.info("service.started", mode=mode, broker=settings.amqp.safe_url, pid=os.getpid())
         await stop.wait()
         log.info("service.stopping", grace_s=grace)
         if receivers is not None:
             receivers.terminate()
     log.info("service.stopped")
-    failed = starting is not None and starting.done() and not starting.cancelled()
-    if failed and starting is not None and (error := starting.exception()):
-        raise error
+    _raise_failure(started)
+
+
+async def _start(
+    settings: Settings,
+    mode: str,
+    registry: Registry,
+    broker: Broker,
+    stack: AsyncExitStack,
+    stop: asyncio.Event,
+    sock: socket.socket | None,
+) -> list[asyncio.Task[Any]]:
+    """Serve HTTP, then open the store (waiting for it) and the worker; closed on `stack`.
+
+    The start-up work left running in the background: its failure stops the process.
+    """
+    rules = _worker_rules(settings) if mode != "receiver" else ()
+    database = database_of(settings, stack)
+    app = create_app(settings, broker, database) if mode != "worker" else worker_app(broker, [])
+    runner = await _start_http(settings, app, sock)
+    stack.push_async_callback(runner.cleanup)
+    _on_signals(stop)
+    retry_s = settings.store.connect_retry_s
+    if mode == "receiver":  # only the admin API needs the store: ingest serves meanwhile
+        opening = open_store(database, app[STARTUP], stop, retry_s, blocks_ready=False)
+        return [_in_background(opening, "store.open_failed", stack, stop)]
+    if not await open_store(database, app[STARTUP], stop, retry_s):
+        return []  # stopped while waiting
+    starting = await _start_worker(settings, broker, database, rules, registry, stack, stop)
+    app[REFRESH].append(runs_in_flight(database))
+    return [starting]
+
+
+def _worker_rules(settings: Settings) -> tuple[Any, ...]:
+    """Import the handler modules and load the rules: wrong ones stop start-up at once."""
+    import_modules(settings.worker.handler_modules)
+    return load_rules(settings.rules)
 
 
 async def _start_worker(
     settings: Settings,
     broker: Broker,
+    database: Database,
+    rules: tuple[Any, ...],
     registry: Registry,
     stack: AsyncExitStack,
     stop: asyncio.Event,
-) -> tuple[asyncio.Task[None], Resources]:
+) -> asyncio.Task[None]:
     """Open the worker's resources, wire the automation loop if rules exist, consume."""
-    import_modules(settings.worker.handler_modules)
-    rules = load_rules(settings.rules)
-    resources = await open_resources(settings, broker, stack)
+    resources = await open_resources(settings, broker, database, stack)
     check_clients(rules, resources.runners.keys(), resources.leanix is not None)
     resources.rules = rules
     if rules and not any(r.name == "automation.start" for r in registry.registrations):
         automation.register(registry)
     consumer = Consumer(settings, broker, registry, resources)
     starting = asyncio.create_task(consumer.start())
-    starting.add_done_callback(lambda task: _fail_on_error(task, stop))
+    starting.add_done_callback(lambda task: _fail_on_error(task, stop, "worker.start_failed"))
     stack.push_async_callback(_stop_consumer, consumer, starting, settings.http.shutdown_grace_s)
     if rules:
         await _start_background(Poller(resources).run, stack)
         await _start_background(partial(schedules.check_at_start, resources), stack)
     if settings.eventlog.enabled:
-        await _start_background(
-            partial(prune_forever, resources.database, settings.eventlog), stack
-        )
+        await _start_background(partial(prune_forever, database, settings.eventlog), stack)
     log.info("worker.rules", count=len(rules), vendors=sorted(resources.runners))
-    return starting, resources
+    return starting
+
+
+def _in_background(
+    work: Coroutine[Any, Any, Any], failure: str, stack: AsyncExitStack, stop: asyncio.Event
+) -> asyncio.Task[Any]:
+    """Run start-up `work` as a task: cancelled at shutdown, stopping the process if it fails."""
+    task = asyncio.create_task(work)
+    task.add_done_callback(lambda done: _fail_on_error(done, stop, failure))
+    stack.push_async_callback(_cancel, task)
+    return task
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):  # its failure is raised later
+        await task
+
+
+def _raise_failure(started: list[asyncio.Task[Any]]) -> None:
+    """Raise what made background start-up work fail (it stopped the process)."""
+    for task in started:
+        if task.done() and not task.cancelled() and (error := task.exception()):
+            raise error
 
 
 async def _start_background(
@@ -208,11 +266,11 @@ async def _start_http(
     return runner
 
 
-def _fail_on_error(task: asyncio.Task[None], stop: asyncio.Event) -> None:
-    """A worker that cannot consume must not look alive: log why and stop the process."""
+def _fail_on_error(task: asyncio.Task[Any], stop: asyncio.Event, event: str) -> None:
+    """A process that cannot do its work must not look alive: log why and stop it."""
     if task.cancelled() or task.exception() is None:
         return
-    log.error("worker.start_failed", error=repr(task.exception()))
+    log.error(event, error=repr(task.exception()))
     stop.set()
 
 

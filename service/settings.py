@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from service.callback_tokens import MIN_KEY_CHARS
 from service.errors import ConfigError
 
@@ -196,6 +199,7 @@ class StoreSettings:
     # sqlite+aiosqlite:///<path> (embedded, one worker host) or
     # postgresql+asyncpg://user:password@host/db (several workers).
     url: str = field(default="sqlite+aiosqlite:///var/bridge.sqlite3", repr=False)
+    connect_retry_s: float = 2.0  # start-up: pause between attempts to reach the store
 
 
 @dataclass(frozen=True)
@@ -301,13 +305,35 @@ def from_mapping(tree: Mapping[str, Any]) -> Settings:
 
 
 def redact_url(url: str) -> str:
-    """Mask the password of a URL."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Mask the password of a URL, whatever its characters.
+
+    A URL whose user information does not parse cleanly (a raw `#`, `/` or `?` in the
+    password ends the authority early) has everything between `user:` and its last `@`
+    masked, so no part of a password survives however the URL is written.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _redact_raw(url)
+    if "@" not in parts.netloc:
+        return _redact_raw(url)  # no password, unless its "@" is beyond a raw "#", "/" or "?"
+    if "@" in url[url.index(parts.netloc) + len(parts.netloc) :]:
+        return _redact_raw(url)  # an "@" after the authority: part of the password may be there
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}" if colon else parts.netloc))
+
+
+def _redact_raw(url: str) -> str:
+    """Mask from after `user:` up to the URL's last `@` (there is no password without one)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    if "@" not in rest:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    userinfo, _, after = rest.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return f"{scheme}{separator}{user}:***@{after}"
 
 
 def _read_toml(path: Path, key: str) -> dict[str, Any]:
@@ -434,8 +460,8 @@ def _validate(s: Settings) -> None:
     _require(s.http.shutdown_grace_s >= 0, "http.shutdown_grace_s", "must not be negative")
     _require(s.http.event_loop in {"uvloop", "asyncio"}, "http.event_loop", "uvloop or asyncio")
     _require(0 <= s.http.processes <= 64, "http.processes", "must be between 0 and 64")
-    scheme = urlsplit(s.amqp.url).scheme
-    _require(scheme in {"amqp", "amqps"}, "amqp.url", "must start with amqp:// or amqps://")
+    _check_amqp_url(s.amqp.url)
+    _check_store_url(s.store.url)
     _require(bool(s.amqp.exchange), "amqp.exchange", "must not be empty")
     _require(bool(s.amqp.queue), "amqp.queue", "must not be empty")
     _require(s.amqp.queue_type in {"quorum", "classic"}, "amqp.queue_type", "quorum or classic")
@@ -454,6 +480,7 @@ def _validate(s: Settings) -> None:
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
     _require(bool(s.clients.uipath.scopes.split()), "clients.uipath.scopes", "e.g. OR.Jobs")
+    _require(s.store.connect_retry_s > 0, "store.connect_retry_s", "must be positive")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
     _require(s.eventlog.max_data_bytes >= 0, "eventlog.max_data_bytes", "must not be negative")
     auto = s.automation
@@ -499,6 +526,38 @@ def _validate_callback_keys(s: Settings) -> None:
             "$CALLBACK_SIGNING_KEY (e.g. `openssl rand -base64 32`), or leave "
             "callback_base_url empty to complete runs by polling",
         )
+
+
+# Never echoes the URL: it holds a password.
+_PERCENT_ENCODE = (
+    "cannot be parsed: percent-encode the user name, the password and any @ after the host "
+    "(# as %23, / as %2F, ? as %3F, @ as %40, : as %3A, % as %25, a space as %20)"
+)
+
+
+def _check_amqp_url(url: str) -> None:
+    """A URL that parses one way only: a raw `#`, `/` or `?` in the password would end the
+    authority early, so the password would be taken for a host, a port or a path."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigError("amqp.url", _PERCENT_ENCODE) from None
+    _require(parts.scheme in {"amqp", "amqps"}, "amqp.url", "must start with amqp:// or amqps://")
+    _require("@" not in parts.path + parts.query + parts.fragment, "amqp.url", _PERCENT_ENCODE)
+    _require(bool(parts.hostname), "amqp.url", "names no host: amqp://user:password@host:5672/")
+
+
+def _check_store_url(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "store.url", "not a database URL: sqlite+aiosqlite:///<file> or "
+            "postgresql+asyncpg://user:password@host:5432/db"
+        ) from None  # fmt: skip
+    # SQLAlchemy ends the password at its first "@": the rest would be taken for the host.
+    _require("@" not in (parsed.host or ""), "store.url", _PERCENT_ENCODE)
 
 
 def _check_whsec(secret: str, key: str) -> None:

@@ -10,17 +10,20 @@ import asyncio
 import sys
 
 import aio_pika
+import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from service.bus import wire
+from service.bus.broker import connect
 from service.settings import AmqpSettings
+from service.terminal import visible, visible_json
 
 
 async def tail(amqp: AmqpSettings, pattern: str = "#", stop: asyncio.Event | None = None) -> None:
     """Print every event whose routing key matches `pattern` until `stop` is set."""
     stop = stop or asyncio.Event()
     wire.install()  # a message pamqp cannot decode must not stop the tail
-    connection = await aio_pika.connect_robust(amqp.url)
+    connection = await connect(amqp.url, amqp.connect_retry_s)  # closed if Ctrl-C comes first
     async with connection:
         channel = await connection.channel()
         exchange = await channel.declare_exchange(
@@ -34,5 +37,14 @@ async def tail(amqp: AmqpSettings, pattern: str = "#", stop: asyncio.Event | Non
 
 
 async def _print(message: AbstractIncomingMessage) -> None:
-    sys.stdout.write(message.body.decode("utf-8", errors="replace") + "\n")
+    sys.stdout.write(line(message.body) + "\n")
     sys.stdout.flush()
+
+
+def line(body: bytes) -> str:
+    """One line for a message body: JSON on one line, anything else with its control
+    characters escaped (service/terminal.py), so that no event can drive the terminal."""
+    try:
+        return visible_json(orjson.dumps(orjson.loads(body)).decode())
+    except orjson.JSONDecodeError:
+        return visible(body.decode("utf-8", errors="replace"))

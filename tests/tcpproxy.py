@@ -15,6 +15,7 @@ class TcpProxy:
     def __init__(self, target_host: str = "127.0.0.1", target_port: int = 5672) -> None:
         self.target = (target_host, target_port)
         self.port = 0
+        self.accepted = 0  # connections taken, refused or not
         self._server: asyncio.Server | None = None
         self._flowing = asyncio.Event()
         self._flowing.set()
@@ -22,8 +23,9 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> int:
+        """Listen on `port` (0: any free one); the port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -52,6 +54,7 @@ class TcpProxy:
                 await task
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         if self._refusing:
             writer.transport.abort()
             return

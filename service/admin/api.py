@@ -3,7 +3,7 @@
 GET  /api/v1/events                 events:read    search the event log
 GET  /api/v1/events/{id}            events:read    one event with its attempts
 GET  /api/v1/runs                   runs:read      runs by Fact Sheet, vendor, status
-GET  /api/v1/dead-letters           events:read    what the worker gave up on
+GET  /api/v1/dead-letters           events:read    what the worker gave up on (id=a&id=b)
 POST /api/v1/dead-letters/replay    events:replay  replay dead letters by filter
 GET  /api/v1/rules                  rules:read     the rules in force
 GET  /api/v1/status                 status:read    broker, queues, runs in flight, counts
@@ -148,7 +148,9 @@ def _filters(doc: Mapping[str, Any]) -> Filters:
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
-    filters = _filters(request.query)
+    query = request.query
+    filters = _filters({"ids": query.getall("id", []), "type": query.get("type"),
+                        "since": query.get("since")})  # fmt: skip
     dlq = DeadLetterQueue(_ready_broker(request))
     try:
         letters = await dlq.read(filters, limit=MAX_LIMIT)

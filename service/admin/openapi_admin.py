@@ -42,6 +42,8 @@ def _admin_operation(
         "401": problem(401, "No admin key, or an unknown or revoked one."),
         "403": problem(403, f"The key lacks the scope `{scope}`, or may not be used from "
                             "this address."),
+        "503": problem(503, "The store is unavailable (or start-up still waits for it): "
+                            "retry later.", RETRY_AFTER),
         **extra.pop("responses", {}),
     }  # fmt: skip
     return {
@@ -54,6 +56,12 @@ def _admin_operation(
         "responses": responses,
         **extra,
     }
+
+
+RETRY_AFTER = {"Retry-After": {
+    "description": "Seconds to wait before calling again.", "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}}  # fmt: skip
 
 
 def _query(name: str, description: str, schema: Schema) -> Schema:
@@ -80,7 +88,8 @@ def _bad_query(what: str) -> Schema:
 def _list_events() -> Schema:
     parameters = [
         _query("type", "An event type, or a prefix ending in `.*` or `.#` "
-                       "(`leanix.factsheet.*`).", {"type": "string"}),
+                       "(`leanix.factsheet.*`): the only wildcards (`%` and `_` match "
+                       "themselves; `*` or `#` elsewhere is refused).", {"type": "string"}),
         _query("subject", "The subject: a Fact Sheet id, a job or run id.", {"type": "string"}),
         _query("status", "The event's latest status.", {"enum": list(STATUSES)}),
         _query("since", f"Received at or after. {TIME_TEXT}", {"type": "string"}),
@@ -91,7 +100,7 @@ def _list_events() -> Schema:
     return _admin_operation(
         "list_events", "events:read", "Search the event log, newest first",
         json_response("A page of events.", ref("EventPage")),
-        parameters=parameters, responses=_bad_query("limit, since, until or cursor"),
+        parameters=parameters, responses=_bad_query("type, limit, since, until or cursor"),
     )  # fmt: skip
 
 
@@ -120,12 +129,15 @@ def _list_runs() -> Schema:
 
 
 def _unavailable() -> Schema:
-    return {"503": problem(503, "Not connected to the message broker; retry later.")}
+    return {"503": problem(503, "The store or the message broker is unavailable: retry "
+                                "later.", RETRY_AFTER)}  # fmt: skip
 
 
 def _list_dead_letters() -> Schema:
     parameters = [
-        _query("id", "One event id.", {"type": "string"}),
+        {**_query("id", "An event id; repeat it for several (`id=a&id=b`).",
+                  {"type": "array", "items": {"type": "string"}}),
+         "style": "form", "explode": True},
         _query("type", "An AMQP topic pattern of event types (`uipath.job.*`).",
                {"type": "string"}),
         _query("since", f"Dead-lettered at or after. {TIME_TEXT}", {"type": "string"}),

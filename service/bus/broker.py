@@ -20,6 +20,7 @@ import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from yarl import URL
 
 from service import metrics
 from service.bus import frames, wire
@@ -91,9 +92,7 @@ class Broker:
 
     async def _open(self) -> None:
         wire.install()  # before any delivery: no message may stop the connection's reader
-        connection = await aio_pika.connect_robust(
-            self.settings.url, reconnect_interval=self.settings.connect_retry_s
-        )
+        connection = await connect(self.settings.url, self.settings.connect_retry_s)
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             topology = await declare(channel, self.settings)
@@ -166,6 +165,23 @@ class Broker:
                 await self._starting
         if self.connection is not None:
             await self.connection.close()
+
+
+async def connect(url: str, retry_s: float) -> AbstractRobustConnection:
+    """A robust connection to `url`, closed again if connecting fails or is cancelled.
+
+    `aio_pika.connect_robust` builds the connection and awaits its first connect; when that
+    await is cancelled (a start-up that fails elsewhere), the connection it built is
+    unreachable and its reconnect task outlives the cancel, holding the event loop open
+    for ever. Built here, it is ours to close.
+    """
+    connection = aio_pika.RobustConnection(URL(url), reconnect_interval=retry_s)
+    try:
+        await connection.connect()
+    except BaseException:
+        await asyncio.shield(connection.close())  # closed even if we are being cancelled
+        raise
+    return connection
 
 
 async def _within(confirmation: asyncio.Future[Any], timeout_s: float) -> Any:

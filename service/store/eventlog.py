@@ -1,8 +1,8 @@
 """Event log: every event a worker took, its latest status, and each handling attempt.
 
-Searchable by id, type (exact, or a prefix with `.*`/`.#`), subject (the Fact Sheet id),
-status and time; pruned after a retention period. Pages are ordered newest first and
-continue from an opaque cursor.
+Searchable by id, type (exact, or a prefix with `.*`/`.#`: the only wildcards, `%` and `_`
+match themselves), subject (the Fact Sheet id), status and time; pruned after a retention
+period. Pages are ordered newest first and continue from an opaque cursor.
 """
 
 from __future__ import annotations
@@ -179,14 +179,23 @@ def _attempt(row: sa.Row[Any]) -> Attempt:
     return Attempt(**values)
 
 
+def _type_condition(pattern: str) -> Any:
+    """An exact type, or a prefix ending in `.*` or `.#`: the only wildcard. LIKE's own
+    `%` and `_` (and its escape character) match only themselves."""
+    wildcard = pattern.endswith((".*", ".#"))
+    prefix = pattern[:-2] if wildcard else pattern
+    if "*" in prefix or "#" in prefix:
+        raise ValueError("type: an event type, or a prefix ending in .* (uipath.job.*): "
+                         "* and # are wildcards only there")  # fmt: skip
+    if not wildcard:
+        return events.c.type == pattern
+    return events.c.type.startswith(f"{prefix}.", autoescape=True)
+
+
 def _conditions(query: EventQuery) -> list[Any]:
     found: list[Any] = []
     if query.type:
-        prefix = query.type.removesuffix(".*").removesuffix(".#")
-        if prefix != query.type:
-            found.append(events.c.type.like(f"{prefix}.%"))
-        else:
-            found.append(events.c.type == query.type)
+        found.append(_type_condition(query.type))
     for column, value in ((events.c.subject, query.subject), (events.c.status, query.status)):
         if value:
             found.append(column == value)

@@ -1,8 +1,12 @@
-"""Outages: telling "the store is away" from "the store refuses this", and waiting one out.
+"""Store outages: which errors mean "the store cannot be reached now", how to say so, and
+waiting one out.
 
-A write that must not be lost (the event log's row before an ack, a handler's done mark)
-is tried again while the store is unreachable; an error about the data itself is never
-retried, as it would never succeed.
+An outage is waited for at start-up, answered 503 + Retry-After by the admin API, and
+waited out by a write that must not be lost (the event log's row before an ack, a
+handler's done mark): the server refused or dropped the connection, did not answer in
+time, is starting or shutting down, or has no connection slot free. Anything else (a
+refused login, a missing database, an error in our SQL, data the store refuses) is not
+cured by waiting and is never retried. A description never carries the password.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.engine import make_url
 
 log = structlog.get_logger("service.store")
 
@@ -24,13 +29,10 @@ T = TypeVar("T")
 
 
 def unreachable(exc: BaseException) -> bool:
-    """Whether a store error means "not now" (no connection, a lock, a timeout) rather
-    than "never" (the store refuses the statement or its data)."""
-    if isinstance(exc, OSError | TimeoutError | sa.exc.OperationalError | sa.exc.InterfaceError):
-        return True
-    if isinstance(exc, sa.exc.TimeoutError):  # the connection pool's
-        return True
-    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    """Whether a store error means "not now" for a write that must not be lost: an outage,
+    or any operational or interface error (a lock, a connection the driver dropped)
+    rather than "never" (the store refuses the statement or its data)."""
+    return is_outage(exc) or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 async def until_reachable(call: Callable[[], Awaitable[T]], what: str) -> T:
@@ -51,3 +53,40 @@ async def until_reachable(call: Callable[[], Awaitable[T]], what: str) -> T:
         if wait_s != FIRST_WAIT_S:
             log.info("store.reachable", waited=what, waited_s=round(time.monotonic() - since, 1))
         return result
+
+
+# SQLSTATEs that waiting cures: class 08 (connection exception), class 53 (insufficient
+# resources: too many connections), 57P01-57P03 (shutting down, crashed, starting up).
+_PASSING_STATES = ("08", "53", "57P01", "57P02", "57P03")
+_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the store is unreachable for now (retry later)."""
+    if isinstance(exc, OSError | sa.exc.TimeoutError):  # refused, unreachable, timed out
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith(_PASSING_STATES)
+    return "database is locked" in str(exc.orig)  # SQLite: another writer held on too long
+
+
+def name(url: str | sa.URL) -> str:
+    """`the store (PostgreSQL)`: what an operator knows it as."""
+    backend = make_url(url).get_backend_name()
+    return f"the store ({_NAMES.get(backend, backend)})"
+
+
+def describe(exc: BaseException, url: str | sa.URL) -> str:
+    """What went wrong, on one line, without the password of `url`."""
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    text = (lines[0] if lines else "") or type(cause).__name__
+    password = make_url(url).password
+    if password:
+        text = text.replace(str(password), "***")
+    return text[:300]

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from service import settings
 from service.errors import ConfigError
@@ -124,3 +125,69 @@ def test_invalid_workato_settings_name_the_key(workato: dict[str, object], key: 
     with pytest.raises(ConfigError) as caught:
         settings.from_mapping({"clients": {"workato": workato}})
     assert caught.value.key == key
+
+
+# A password made of pieces that appear nowhere else, joined by the characters that end a
+# URL's authority early when left raw.
+PIECES = ("PWa", "PWb", "PWc", "PWd")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://user:PWa#PWb@host:5672/",
+        "amqp://user:PWa/PWb@host:5672/vh",
+        "amqp://user:PWa?PWb@host/",
+        "amqp://user:PWa@PWb@host/",
+        "amqp://user:PWa:PWb@host/",
+        "amqp://user:PWa/PWb#PWc?PWd@host:5672/vh",
+        "amqp://user:12#PWa@host/",  # parses as host "user", port 12
+        "amqp://user:PWa@[::1/",  # not a URL at all
+        "user:PWa@host",
+        "postgresql+asyncpg://user:PWa#PWb/PWc?PWd@db:5432/bridge",
+    ],
+)
+def test_redaction_masks_the_password_whatever_its_characters(url: str) -> None:
+    redacted = settings.redact_url(url)
+    assert "PW" not in redacted
+    assert "***" in redacted
+
+
+def test_redaction_keeps_what_is_not_a_password() -> None:
+    assert settings.redact_url("amqp://u:p@[::1]:5672/vh?x=1") == "amqp://u:***@[::1]:5672/vh?x=1"
+    assert settings.redact_url("amqp://u@host/") == "amqp://u@host/"
+    assert settings.redact_url("amqp://host:5672/") == "amqp://host:5672/"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://user:PWa#PWb@host:5672/",
+        "amqp://user:PWa/PWb@host:5672/",
+        "amqp://user:PWa?PWb@host/",
+        "amqp://user:12#PWa@host/",
+        "amqp://user:PWa@[::1/",
+        "amqp://user:PWa@host/?name=a@PWb",
+    ],
+)
+def test_an_amqp_url_that_does_not_parse_is_refused_saying_how_to_encode(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.load({"AMQP_URL": url})
+    assert caught.value.key == "amqp.url"
+    assert "%23" in str(caught.value) and "%2F" in str(caught.value)
+    assert "PW" not in str(caught.value)
+
+
+def test_a_store_url_whose_password_has_a_raw_at_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.load({"STORE_URL": "postgresql+asyncpg://user:PWa@PWb@db/bridge"})
+    assert caught.value.key == "store.url"
+    assert "%40" in str(caught.value) and "PW" not in str(caught.value)
+    with pytest.raises(ConfigError, match="store.url"):
+        settings.load({"STORE_URL": "PWa not a url"})
+
+
+def test_a_percent_encoded_password_reaches_the_client_decoded_and_is_never_shown() -> None:
+    loaded = settings.load({"AMQP_URL": "amqp://user:PWa%23PWb%2FPWc%3FPWd%40@host:5672/"})
+    assert URL(loaded.amqp.url).password == "PWa#PWb/PWc?PWd@"  # as aio-pika reads it
+    assert loaded.amqp.safe_url == "amqp://user:***@host:5672/"
