@@ -65,12 +65,12 @@ async def defer_continue(request: web.Request) -> None:
 
 async def read(request: web.Request, limit: int, timeout_s: float) -> bytes:
     """The raw body, in full, within `timeout_s`: at most `limit` bytes."""
-    await _continue(request)
     stream = request.content
     stream.set_read_chunk_size(READ_CHUNK_BYTES)
     length = request.content_length
     try:
         async with asyncio.timeout(timeout_s):
+            await _continue(request)
             if length is None:
                 return await _read_to_end(stream, limit)
             return await _read_exactly(stream, length)

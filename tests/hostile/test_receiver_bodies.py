@@ -158,6 +158,7 @@ async def test_over_the_body_budget_a_request_gets_503_unread(
         for writer in (w1, w2, w3):
             await close(writer)
         assert await queue_depth(settings) == 2
+        assert _in_use(served) == 0
 
 
 def _in_use(served: Served) -> int:
