@@ -6,11 +6,14 @@
     │   ├── Unauthorized       401: missing or wrong credentials
     │   ├── SourceDisabled     404: the source has no credential configured
     │   ├── PayloadTooLarge    413: body over the size limit
+    │   ├── BodyTimeout        408: the body did not arrive in time
+    │   ├── ClientAborted      (499) the sender hung up mid-body: nobody to answer, log at info
     │   ├── UnsupportedMedia   415: not a JSON content type
     │   ├── MalformedEvent     400: not JSON, or JSON that cannot be an event (or a bad query)
     │   ├── NotFound           404: the admin API has no such object
     │   └── Unavailable        503: the admin API cannot reach the broker now: retry later
     ├── BrokerUnavailable      the broker did not confirm: answer 503 + Retry-After, retry later
+    ├── Overloaded             the receiver holds all the bodies it may: 503 + Retry-After, unread
     └── HandlerError           raised by handlers to say how to settle the message
         ├── RetryLater         transient: try the event again later
         │   └── VendorUnavailable   a vendor API: connection error, timeout, 5xx, 429
@@ -67,6 +70,18 @@ class PayloadTooLarge(InputError):
     title = "Payload too large"
 
 
+class BodyTimeout(InputError):
+    status = 408
+    title = "Request timeout"
+
+
+class ClientAborted(InputError):
+    """The client closed the connection before its body was read: nothing to answer."""
+
+    status = 499  # nginx's "client closed request": a label for the access log, never sent
+    title = "Client closed request"
+
+
 class UnsupportedMedia(InputError):
     status = 415
     title = "Unsupported media type"
@@ -89,6 +104,10 @@ class Unavailable(InputError):
 
 class BrokerUnavailable(ServiceError):
     """The event could not be durably stored; the sender should retry later."""
+
+
+class Overloaded(ServiceError):
+    """Taking this request would hold more body bytes than allowed; retry later."""
 
 
 class HandlerError(ServiceError):

@@ -32,6 +32,7 @@ from service.automation.rules import VENDORS, check_clients
 from service.automation.rules import load as load_rules
 from service.bus.broker import Broker
 from service.probes import REFRESH, Refresh, worker_app
+from service.receiver import server
 from service.receiver.app import create_app
 from service.resources import database_of, open_resources
 from service.settings import MODES, Settings
@@ -253,16 +254,8 @@ def runs_in_flight(database: Database) -> Refresh:
 async def _start_http(
     settings: Settings, app: web.Application, sock: socket.socket | None = None
 ) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.http.shutdown_grace_s)
-    await runner.setup()
-    site: web.BaseSite
-    if sock is not None:
-        site = web.SockSite(runner, sock)
-    else:
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
-    await site.start()
-    port = sock.getsockname()[1] if sock is not None else settings.http.port
-    log.info("http.listening", host=settings.http.host, port=port, pid=os.getpid())
+    runner, site = await server.start(settings.http, app, sock)
+    log.info("http.listening", host=settings.http.host, port=site.port, pid=os.getpid())
     return runner
 
 

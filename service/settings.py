@@ -44,6 +44,13 @@ class HttpSettings:
     shutdown_grace_s: float = 30.0
     event_loop: str = "uvloop"  # or "asyncio"
     processes: int = 1  # receiver processes sharing the port; 0 = one per CPU
+    # Body bytes one process may hold at once (requests being read or published); a
+    # request that would go over is answered 503 + Retry-After before its body is read.
+    max_inflight_body_bytes: int = 64 * 1024 * 1024
+    header_timeout_s: float = 10.0  # a connection's request headers must arrive within this
+    body_timeout_s: float = 30.0  # a request's body must arrive within this
+    keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this
+    max_connections: int = 512  # open connections per process; more are closed at once
 
     @property
     def process_count(self) -> int:
@@ -460,6 +467,7 @@ def _validate(s: Settings) -> None:
     _require(s.http.shutdown_grace_s >= 0, "http.shutdown_grace_s", "must not be negative")
     _require(s.http.event_loop in {"uvloop", "asyncio"}, "http.event_loop", "uvloop or asyncio")
     _require(0 <= s.http.processes <= 64, "http.processes", "must be between 0 and 64")
+    _validate_http_bounds(s.http)
     _check_amqp_url(s.amqp.url)
     _check_store_url(s.store.url)
     _require(bool(s.amqp.exchange), "amqp.exchange", "must not be empty")
@@ -498,8 +506,36 @@ def _validate(s: Settings) -> None:
         _require(timeout > 0, f"clients.{name}.timeout_s", "must be positive")
     _validate_workato(s.clients.workato)
     _validate_callback_keys(s)
+    _validate_credentials(s.sources)
+
+
+def _validate_http_bounds(http: HttpSettings) -> None:
+    _require(
+        http.max_inflight_body_bytes >= http.max_body_bytes,
+        "http.max_inflight_body_bytes",
+        "must be at least http.max_body_bytes, or a body of the largest size is never read",
+    )
+    for name in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+        _require(getattr(http, name) > 0, f"http.{name}", "must be positive")
+    _require(http.max_connections >= 1, "http.max_connections", "must be at least 1")
+
+
+def _validate_credentials(sources: SourcesSettings) -> None:
+    """An empty or blank credential would let a request without one in: refuse to start."""
+    keys = [("leanix", "authorization"), ("uipath", "secrets"), ("robocorp", "secrets")]
+    keys += [("leapwork", "secrets"), ("workato", "secrets")]
+    named = [
+        (f"sources.{name}.{kind}", getattr(getattr(sources, name), kind)) for name, kind in keys
+    ]
+    named.append(("sources.callback_signing_keys", sources.callback_signing_keys))
+    for key, values in named:
+        _require(
+            all(value.strip() for value in values),
+            key,
+            "holds an empty or whitespace-only credential: remove it or give a real value",
+        )
     for name in ("leapwork", "workato"):
-        for secret in getattr(s.sources, name).secrets:
+        for secret in getattr(sources, name).secrets:
             _check_whsec(secret, f"sources.{name}.secrets")
 
 

@@ -12,9 +12,10 @@ from service import metrics
 from service.admin import openapi
 from service.admin.mount import mount as mount_admin
 from service.bus.broker import Broker
-from service.errors import BrokerUnavailable, InputError
+from service.errors import BrokerUnavailable, ClientAborted, InputError, Overloaded
 from service.probes import add_probes
 from service.receiver import sources
+from service.receiver.body import Budget, defer_continue
 from service.receiver.ingest import DETAIL, EVENT_ID, SOURCE, Handler, endpoint
 from service.receiver.problems import problem
 from service.settings import Settings
@@ -25,6 +26,7 @@ log = structlog.get_logger("service.receiver")
 SETTINGS = web.AppKey("settings", Settings)
 QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
 BROKER = web.AppKey("broker", Broker)
+BUDGET = web.AppKey("budget", Budget)  # body bytes in flight: one budget per process
 
 
 def create_app(
@@ -42,8 +44,10 @@ def create_app(
     app[BROKER] = broker or Broker(settings.amqp)
     if broker is None:
         app.cleanup_ctx.append(_own_broker)
+    app[BUDGET] = Budget(settings.http.max_inflight_body_bytes)
     for source in sources.build(settings.sources):
-        app.router.add_post(source.path, endpoint(source, app[BROKER], settings.http))
+        handler = endpoint(source, app[BROKER], settings.http, app[BUDGET])
+        app.router.add_post(source.path, handler, expect_handler=defer_continue)
     add_probes(app, app[BROKER])
     openapi.add_routes(app)
     if database is not None:
@@ -62,6 +66,8 @@ async def outcome(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer errors as problem+json, then log the outcome (one middleware: it is per request)."""
     started = time.perf_counter()
     response = await answer(request, handler)
+    if not request.content.is_eof():  # answered before the body all came: it is not read
+        response.force_close()  # and nothing can follow it on this connection
     if request.path not in QUIET:
         _log(request, response.status, started)
     return response
@@ -71,14 +77,13 @@ async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn the service's errors, and aiohttp's own 404/405, into problem+json answers."""
     try:
         return await handler(request)
+    except ClientAborted as exc:
+        return aborted(request, exc)
     except InputError as exc:
         request[DETAIL] = exc.detail
         return problem(exc.status, exc.title, exc.detail)
-    except BrokerUnavailable as exc:
-        request[DETAIL] = str(exc)
-        retry_after = str(request.app[SETTINGS].http.retry_after_s)
-        detail = f"{exc}; the event was not accepted, retry later"
-        return problem(503, "Broker unavailable", detail, {"Retry-After": retry_after})
+    except (BrokerUnavailable, Overloaded) as exc:
+        return retry_later(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -87,6 +92,22 @@ async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.exception("request.crashed", path=request.path)
         request[DETAIL] = "internal error"
         return problem(500, "Internal error", "the event was not accepted; retry later")
+
+
+def retry_later(request: web.Request, exc: BrokerUnavailable | Overloaded) -> web.Response:
+    """503 + Retry-After: the broker did not confirm, or the receiver holds enough bodies."""
+    request[DETAIL] = str(exc)
+    title = "Broker unavailable" if isinstance(exc, BrokerUnavailable) else "Busy"
+    retry_after = str(request.app[SETTINGS].http.retry_after_s)
+    detail = f"{exc}; the event was not accepted, retry later"
+    return problem(503, title, detail, {"Retry-After": retry_after})
+
+
+def aborted(request: web.Request, exc: ClientAborted) -> web.Response:
+    """The client hung up: log it at info, no traceback; the answer goes nowhere."""
+    request[DETAIL] = exc.detail
+    log.info("request.aborted", path=request.path, detail=exc.detail)
+    return web.Response(status=exc.status)
 
 
 def _source_label(request: web.Request) -> str:

@@ -1,10 +1,12 @@
 """Ingest: one webhook request -> one confirmed CloudEvent on the bus, or a 4xx/503.
 
-    read the body (bounded) -> authenticate the raw bytes -> check the media type
+    check the headers: encoding, size, credential (or signature form), media type
+    -> reserve the body's bytes -> read the body (bounded) -> authenticate the raw bytes
     -> parse -> normalise -> publish and await the confirm -> 202
 
-Nothing is published unless every step before it passed; the 202 is sent only after
-the broker confirmed. Vendor APIs are never called here.
+Whatever the headers show is refused before the body is read, so a request without a
+credential costs no memory. Nothing is published unless every step before it passed;
+the 202 is sent only after the broker confirmed. Vendor APIs are never called here.
 """
 
 from __future__ import annotations
@@ -15,18 +17,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.web_protocol import RequestPayloadError
 
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent, encode, event_id
-from service.errors import (
-    MalformedEvent,
-    PayloadTooLarge,
-    SourceDisabled,
-    UnsupportedMedia,
-)
+from service.errors import MalformedEvent, SourceDisabled, UnsupportedMedia
+from service.receiver import body as bodies
 from service.receiver.normalise import Facts
-from service.receiver.signatures import Credential
+from service.receiver.signatures import Credential, Verifier
 from service.receiver.sources import Source
 from service.settings import HttpSettings
 
@@ -38,43 +35,45 @@ EVENT_ID = web.RequestKey("event_id", str)
 DETAIL = web.RequestKey("detail", str)
 
 
-def endpoint(source: Source, broker: Broker, http: HttpSettings) -> Handler:
+def endpoint(source: Source, broker: Broker, http: HttpSettings, budget: bodies.Budget) -> Handler:
     """The aiohttp handler of one source's endpoint."""
 
     async def accept(request: web.Request) -> web.Response:
         request[SOURCE] = source.name
-        if source.verifier is None:
-            raise SourceDisabled(f"the {source.name} source is not enabled: {source.enable_hint}")
+        verifier = enabled(source)
         refuse_encoded(request)
-        body = await read_body(request, http.max_body_bytes)
-        credential = source.verifier.verify(request.headers, body)
+        size = bodies.announced_size(request, http.max_body_bytes)
+        verifier.check(request.headers)
         require_json(request)
-        event = build_event(source, source.normalise(parse(body)), credential, body)
-        require_routable(event)
-        request[EVENT_ID] = event.id
-        await broker.publish(
-            encode(event, body),
-            routing_key=event.routing_key,
-            message_id=event.id,
-            timeout_s=http.publish_timeout_s,
-        )
+        with budget.reserve(size):
+            body = await bodies.read(request, http.max_body_bytes, http.body_timeout_s)
+            event, message = build_message(source, verifier.verify(request.headers, body), body)
+            del body  # from here on only the message holds the sender's bytes
+            request[EVENT_ID] = event.id
+            await broker.publish(
+                message,
+                routing_key=event.routing_key,
+                message_id=event.id,
+                timeout_s=http.publish_timeout_s,
+            )
         answer = orjson.dumps({"id": event.id, "status": "accepted"})
         return web.Response(body=answer, status=202, content_type="application/json")
 
     return accept
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing anything over `limit` bytes before reading it all."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge(f"the body is {length} bytes; the limit is {limit}")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes") from None
-    except RequestPayloadError as exc:
-        raise MalformedEvent(f"the body could not be read: {exc}") from None
+def enabled(source: Source) -> Verifier:
+    """The source's verifier; SourceDisabled when it has no credential configured."""
+    if source.verifier is None:
+        raise SourceDisabled(f"the {source.name} source is not enabled: {source.enable_hint}")
+    return source.verifier
+
+
+def build_message(source: Source, credential: Credential, body: bytes) -> tuple[CloudEvent, bytes]:
+    """The CloudEvent of an authenticated body, and its encoded message (the body inside)."""
+    event = build_event(source, source.normalise(parse(body)), credential, body)
+    require_routable(event)
+    return event, encode(event, body)
 
 
 def refuse_encoded(request: web.Request) -> None:
@@ -102,7 +101,7 @@ def require_json(request: web.Request) -> None:
 
 def parse(body: bytes) -> dict[str, Any]:
     """The body as a JSON object."""
-    if not body.strip():
+    if not body or body.isspace():  # without copying a body of any size
         raise MalformedEvent("the body is empty")
     try:
         payload = orjson.loads(body)

@@ -3,21 +3,29 @@
 Each function takes the JSON object a source posted and returns a `Facts`: the type
 `<source>.<entity>.<action>`, the subject, the sender's timestamp and own event id.
 They are tolerant (optional fields may be missing; unknown fields are kept in `data`)
-and raise MalformedEvent only for what cannot be an event of that source.
+and raise MalformedEvent only for what cannot be an event of that source. A sender's
+event type longer than a routing key (255 bytes) is refused before any work on it, and
+only short names are cached: nothing a sender sends can grow the memory held here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
 from service.errors import MalformedEvent
 
 _CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _NON_WORD = re.compile(r"[^a-z0-9_]+")
+ROUTING_KEY_BYTES = 255  # AMQP's limit: an event type of ours is a routing key
+CACHED_NAME_CHARS = 64  # longer names are worked out each time, never cached
+
+_Result = TypeVar("_Result")
+_caches: list[Any] = []
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,34 @@ class Facts:
     sender_id: str | None = None
 
 
-@lru_cache(maxsize=1024)
+def _cached_if_short(work: Callable[[str], _Result]) -> Callable[[str], _Result]:
+    """Cache `work` for names up to CACHED_NAME_CHARS: at most 1024 of them, a few KiB."""
+    cached = lru_cache(maxsize=1024)(work)
+    _caches.append(cached)
+
+    @wraps(work)
+    def lookup(name: str) -> _Result:
+        return cached(name) if len(name) <= CACHED_NAME_CHARS else work(name)
+
+    return lookup
+
+
+def cached_names() -> int:
+    """How many names the caches hold (each at most CACHED_NAME_CHARS long)."""
+    return sum(cache.cache_info().currsize for cache in _caches)
+
+
+def event_type(value: str | None, key: str) -> str | None:
+    """A sender's event type, refused if it is longer than a routing key can be."""
+    if value is not None and (
+        len(value) > ROUTING_KEY_BYTES
+        or len(value.encode("utf-8", "surrogatepass")) > ROUTING_KEY_BYTES
+    ):
+        raise MalformedEvent(f"field {key!r} is longer than {ROUTING_KEY_BYTES} bytes")
+    return value
+
+
+@_cached_if_short
 def _words(name: str) -> tuple[str, ...]:
     if "_" in name or name.isupper():
         return tuple(w for w in name.lower().split("_") if w)
@@ -63,7 +98,7 @@ def _text(value: Any) -> str | None:
 # --- LeanIX -------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1024)
+@_cached_if_short
 def _leanix_type(raw: str) -> str | None:
     """`FactSheetUpdatedEvent` or `FACT_SHEET_UPDATED` -> `factsheet.updated`; else None."""
     if raw.endswith("Event") and raw[:1].isupper():
@@ -93,7 +128,7 @@ def leanix(payload: dict[str, Any]) -> Facts:
     if not payload:
         raise MalformedEvent("empty LeanIX event: use payloadMode DEFAULT or WRAPPED_EVENT")
     envelope, event = _unwrap(payload)
-    raw_type = _optional(event, "type", str) or _optional(envelope, "type", str)
+    raw_type = event_type(_optional(event, "type", str) or _optional(envelope, "type", str), "type")
     event_id = _optional(envelope, "id", str, int)
     workspace = _optional(envelope, "workspaceId", str) or _optional(event, "workspaceId", str)
     fact_sheet = _optional(event, "factSheet", dict)
@@ -121,7 +156,7 @@ _UIPATH_SUBJECTS = ("Job", "QueueItem", "Robot", "Process", "Trigger")
 
 def uipath(payload: dict[str, Any]) -> Facts:
     """An Orchestrator webhook: `{"Type": "job.completed", "EventId": ..., "Job": {...}}`."""
-    raw_type = _optional(payload, "Type", str)
+    raw_type = event_type(_optional(payload, "Type", str), "Type")
     if not raw_type or "." not in raw_type:
         raise MalformedEvent("a UiPath webhook needs a Type such as 'job.completed'")
     entity, _, action = raw_type.partition(".")
@@ -180,10 +215,10 @@ def _robocorp_event(payload: dict[str, Any]) -> str:
     for key in ("event", "type", "eventType"):
         value = payload.get(key)
         if isinstance(value, str) and value:
-            return value
+            return event_type(value, key) or value
     state = payload.get("state")
     if isinstance(state, str) and state:
-        return f"process_run.{state}"
+        return f"process_run.{event_type(state, 'state')}"
     raise MalformedEvent("a Robocorp webhook needs an 'event' such as 'process_run.completed'")
 
 

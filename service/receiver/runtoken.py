@@ -21,7 +21,7 @@ import orjson
 
 from service import callback_tokens
 from service.errors import MalformedEvent, Unauthorized
-from service.receiver.signatures import Credential, StandardWebhooks, message_id
+from service.receiver.signatures import OWS, Credential, StandardWebhooks, Verifier, message_id
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class RunToken:
 
     vendor: str
     keys: Sequence[str] = field(repr=False)
+
+    def check(self, headers: Mapping[str, str]) -> None:
+        bearer(headers)  # its shape, before the body is read: the run is named in the body
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
         token = bearer(headers)
@@ -41,12 +44,13 @@ class RunToken:
 
 def bearer(headers: Mapping[str, str]) -> str:
     """The bearer token, if it can be a run token at all; else Unauthorized."""
-    scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    scheme, _, token = headers.get("Authorization", "").strip(OWS).partition(" ")
+    token = token.strip(OWS)  # as sent: no Unicode whitespace is taken away
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing Authorization: Bearer <the run's callback token>")
-    if not callback_tokens.well_formed(token.strip()):
+    if not callback_tokens.well_formed(token):
         raise Unauthorized("the bearer token is not a run's callback token")
-    return token.strip()
+    return token
 
 
 def body_correlation_id(body: bytes) -> str:
@@ -74,14 +78,20 @@ class RunCallback:
     signed: StandardWebhooks | None
     token: RunToken | None
 
+    def check(self, headers: Mapping[str, str]) -> None:
+        self._scheme(headers).check(headers)
+
     def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        return self._scheme(headers).verify(headers, body)
+
+    def _scheme(self, headers: Mapping[str, str]) -> Verifier:
         if headers.get("webhook-signature"):
             if self.signed is None:
                 raise Unauthorized("signed callbacks are not enabled: no secret is configured")
-            return self.signed.verify(headers, body)
+            return self.signed
         if self.token is None:
             raise Unauthorized(
                 "missing webhook-signature header (run tokens are not enabled: no "
                 "callback signing key is configured)"
             )
-        return self.token.verify(headers, body)
+        return self.token

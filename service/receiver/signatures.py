@@ -1,8 +1,16 @@
 """Verifiers: who sent this request? Checked on the raw body bytes, before parsing.
 
+Each verifier works in two steps. `check(headers)` runs before a byte of the body is
+read: a static credential is compared in full, a signature header must be present and
+of the right form (and a timestamp within the window), so a request that cannot be
+authentic is refused without reading its body. `verify(headers, body)` checks again and
+then the signature over the body.
+
 Every comparison of a secret is constant-time and runs over every accepted value, so
-neither timing nor early exit tells an attacker which one, or how much, matched. Error
-texts say what is missing or wrong, never what was expected.
+neither timing nor early exit tells an attacker which one, or how much, matched. Header
+values are compared as sent: only the spaces and tabs HTTP allows around a field value
+are ignored, never other (Unicode) whitespace. Error texts say what is missing or wrong,
+never what was expected.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +36,18 @@ class Credential:
 
 
 class Verifier(Protocol):
+    def check(self, headers: Mapping[str, str]) -> None:
+        """Refuse (Unauthorized) what the headers alone show cannot be authentic."""
+        ...
+
     def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
         """Return the credential that authenticated the request, or raise Unauthorized."""
         ...
+
+
+OWS = " \t"  # the optional whitespace HTTP allows around a field value (RFC 9110 5.5)
+BASE64_SHA256 = re.compile(r"[A-Za-z0-9+/]{43}=")  # 32 bytes of standard base64
+HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def matches_any(candidate: bytes, accepted: Iterable[bytes]) -> bool:
@@ -55,13 +73,15 @@ class StaticAuthorization:
 
     values: Sequence[str] = field(repr=False)
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
-        given = headers.get("Authorization")
+    def check(self, headers: Mapping[str, str]) -> None:
+        given = headers.get("Authorization", "").strip(OWS)
         if not given:
             raise Unauthorized("missing Authorization header")
-        accepted = (v.encode() for v in self.values)
-        if not matches_any(raw(given.strip()), accepted):
+        if not matches_any(raw(given), (v.encode() for v in self.values)):
             raise Unauthorized("the Authorization header is not an accepted value")
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        self.check(headers)
         return Credential("authorization-header")
 
 
@@ -73,16 +93,24 @@ class BodyHmac:
     encoding: str  # "base64" or "hex"
     secrets: Sequence[str] = field(repr=False)
 
+    def check(self, headers: Mapping[str, str]) -> None:
+        self._given(headers)
+
     def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
-        given = headers.get(self.header)
-        if not given:
-            raise Unauthorized(f"missing {self.header} header")
-        candidate = raw(given.strip())
-        if self.encoding == "hex":
-            candidate = candidate.lower()
+        candidate = self._given(headers)
         if not matches_any(candidate, (self._sign(s, body) for s in self.secrets)):
             raise Unauthorized(f"the {self.header} signature does not match the body")
         return Credential(f"hmac-sha256-{self.encoding}")
+
+    def _given(self, headers: Mapping[str, str]) -> bytes:
+        """The signature sent, if it has the form of one (hex in lower case)."""
+        given = headers.get(self.header, "").strip(OWS)
+        if not given:
+            raise Unauthorized(f"missing {self.header} header")
+        form = HEX_SHA256 if self.encoding == "hex" else BASE64_SHA256
+        if not form.fullmatch(given):
+            raise Unauthorized(f"{self.header} is not a {self.encoding} HMAC-SHA256 signature")
+        return given.lower().encode() if self.encoding == "hex" else given.encode()
 
     def _sign(self, secret: str, body: bytes) -> bytes:
         digest = _hmac_sha256(secret.encode(), body)
@@ -121,27 +149,34 @@ class StandardWebhooks:
     tolerance_s: int = 300
     clock: Callable[[], float] = time.time
 
+    def check(self, headers: Mapping[str, str]) -> None:
+        self._headers(headers)
+
     def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
         msg_id, timestamp, signatures = self._headers(headers)
-        self._check_timestamp(timestamp)
         signed = raw(f"{msg_id}.{timestamp}.") + body
         expected = [base64.b64encode(_hmac_sha256(decode_whsec(s), signed)) for s in self.secrets]
         found = False
-        for candidate in _v1_signatures(signatures):
+        for candidate in signatures:
             found |= matches_any(candidate, expected)
         if not found:
             raise Unauthorized("no webhook-signature matches the body")
         return Credential("standard-webhooks", message_id=message_id(msg_id))
 
-    def _headers(self, headers: Mapping[str, str]) -> tuple[str, int, str]:
+    def _headers(self, headers: Mapping[str, str]) -> tuple[str, int, list[bytes]]:
+        """(id, timestamp, v1 signatures), each present, of the right form and in time."""
         names = ("webhook-id", "webhook-timestamp", "webhook-signature")
         missing = [n for n in names if not headers.get(n)]
         if missing:
             raise Unauthorized(f"missing header(s): {', '.join(missing)}")
-        raw_ts = headers["webhook-timestamp"].strip()
+        raw_ts = headers["webhook-timestamp"].strip(OWS)
         if not raw_ts.isascii() or not raw_ts.isdigit() or len(raw_ts) > 12:
             raise Unauthorized("webhook-timestamp must be an integer of unix seconds")
-        return headers["webhook-id"], int(raw_ts), headers["webhook-signature"]
+        self._check_timestamp(int(raw_ts))
+        signatures = _v1_signatures(headers["webhook-signature"])
+        if not signatures:
+            raise Unauthorized("webhook-signature holds no v1,<base64 HMAC-SHA256> signature")
+        return headers["webhook-id"], int(raw_ts), signatures
 
     def _check_timestamp(self, timestamp: int) -> None:
         now = self.clock()
@@ -152,11 +187,12 @@ class StandardWebhooks:
 
 
 def _v1_signatures(header: str) -> list[bytes]:
+    """The v1 signatures of the form of one, from the space-delimited list."""
     found = []
-    for part in header.split():
+    for part in re.split(r"[ \t]+", header):
         version, _, signature = part.partition(",")
-        if version == "v1" and signature:
-            found.append(raw(signature))
+        if version == "v1" and BASE64_SHA256.fullmatch(signature):
+            found.append(signature.encode())
     return found
 
 
@@ -166,12 +202,16 @@ class BearerToken:
 
     tokens: Sequence[str] = field(repr=False)
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
-        scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
+    def check(self, headers: Mapping[str, str]) -> None:
+        scheme, _, token = headers.get("Authorization", "").strip(OWS).partition(" ")
+        token = token.strip(OWS)
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing Authorization: Bearer token")
-        if not matches_any(raw(token.strip()), (t.encode() for t in self.tokens)):
+        if not matches_any(raw(token), (t.encode() for t in self.tokens)):
             raise Unauthorized("the bearer token is not accepted")
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        self.check(headers)
         return Credential("bearer-token", message_id=message_id(headers.get("webhook-id")))
 
 
@@ -182,11 +222,17 @@ class CallbackAuth:
     signed: StandardWebhooks | None
     bearer: BearerToken | None
 
+    def check(self, headers: Mapping[str, str]) -> None:
+        self._scheme(headers).check(headers)
+
     def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        return self._scheme(headers).verify(headers, body)
+
+    def _scheme(self, headers: Mapping[str, str]) -> Verifier:
         if headers.get("webhook-signature"):
             if self.signed is None:
                 raise Unauthorized("signed callbacks are not enabled: no secret is configured")
-            return self.signed.verify(headers, body)
+            return self.signed
         if self.bearer is None:
             raise Unauthorized("missing webhook-signature header")
-        return self.bearer.verify(headers, body)
+        return self.bearer

@@ -180,3 +180,33 @@ class TestCallbacks:
     def test_workato_rejects_incomplete_callbacks(self, payload: dict[str, Any]) -> None:
         with pytest.raises(MalformedEvent):
             normalise.workato(payload)
+
+
+class TestWhatASenderCanMakeUsKeep:
+    @pytest.mark.parametrize(
+        ("normalise_payload", "payload"),
+        [
+            (normalise.leanix, {"type": "Fact" + "Sheet" * 60 + "UpdatedEvent", "id": 1}),
+            (normalise.leanix, {"type": "é" * 128}),  # 128 characters, 256 bytes
+            (normalise.uipath, {"Type": "job." + "x" * 252}),
+            (normalise.robocorp, {"event": "process_run." + "x" * 245}),
+            (normalise.robocorp, {"state": "x" * 256}),
+        ],
+        ids=["leanix", "leanix-multibyte", "uipath", "robocorp", "robocorp-state"],
+    )
+    def test_a_type_longer_than_a_routing_key_is_refused(
+        self, normalise_payload: Any, payload: dict[str, Any]
+    ) -> None:
+        with pytest.raises(MalformedEvent, match="longer than 255 bytes"):
+            normalise_payload(payload)
+
+    def test_a_type_of_255_bytes_is_not_refused_for_its_length(self) -> None:
+        assert normalise.uipath({"Type": "job." + "x" * 251}).type.startswith("uipath.job.x")
+
+    def test_only_short_names_are_cached(self) -> None:
+        before = normalise.cached_names()
+        long = "Q" + "a" * normalise.CACHED_NAME_CHARS  # one over the limit
+        assert normalise.words(long) == ["q" + "a" * normalise.CACHED_NAME_CHARS]
+        assert normalise.cached_names() == before  # worked out, not kept
+        assert normalise.words("CacheProbeOnlyHere") == ["cache", "probe", "only", "here"]
+        assert normalise.cached_names() == before + 1

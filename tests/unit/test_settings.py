@@ -191,3 +191,50 @@ def test_a_percent_encoded_password_reaches_the_client_decoded_and_is_never_show
     loaded = settings.load({"AMQP_URL": "amqp://user:PWa%23PWb%2FPWc%3FPWd%40@host:5672/"})
     assert URL(loaded.amqp.url).password == "PWa#PWb/PWc?PWd@"  # as aio-pika reads it
     assert loaded.amqp.safe_url == "amqp://user:***@host:5672/"
+
+
+BLANK_CREDENTIALS = ["", " ", "\t", "\xa0", "\u3000 "]
+CREDENTIAL_KEYS = [
+    ("leanix", "authorization"),
+    ("uipath", "secrets"),
+    ("robocorp", "secrets"),
+    ("leapwork", "secrets"),
+    ("workato", "secrets"),
+]
+
+
+@pytest.mark.parametrize("blank", BLANK_CREDENTIALS, ids=repr)
+@pytest.mark.parametrize(("source", "kind"), CREDENTIAL_KEYS)
+def test_an_empty_or_blank_credential_stops_start_up_naming_its_key(
+    source: str, kind: str, blank: str
+) -> None:
+    """A blank credential would open the endpoint to a blank header or a blank-key HMAC."""
+    tree = {"sources": {source: {kind: [senders.WHSEC, blank]}}}
+    with pytest.raises(ConfigError) as caught:
+        settings.from_mapping(tree)
+    assert caught.value.key == f"sources.{source}.{kind}"
+    assert "empty or whitespace-only" in str(caught.value)
+
+
+def test_blank_credentials_from_the_environment_are_dropped_not_kept() -> None:
+    loaded = settings.load(
+        {"LEANIX_WEBHOOK_AUTHORIZATION": " , \xa0 ,", "UIPATH_WEBHOOK_SECRET": ""}
+    )
+    assert loaded.sources.leanix.authorization == ()  # the source stays closed
+    assert loaded.sources.uipath.secrets == ()
+
+
+@pytest.mark.parametrize(
+    ("http", "key"),
+    [
+        ({"max_body_bytes": 2048, "max_inflight_body_bytes": 1024}, "http.max_inflight_body_bytes"),
+        ({"header_timeout_s": 0}, "http.header_timeout_s"),
+        ({"body_timeout_s": -1}, "http.body_timeout_s"),
+        ({"keepalive_timeout_s": 0}, "http.keepalive_timeout_s"),
+        ({"max_connections": 0}, "http.max_connections"),
+    ],
+)
+def test_receiver_bounds_are_validated(http: dict[str, int], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.from_mapping({"http": http})
+    assert caught.value.key == key

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from service.errors import Unauthorized
+from service.receiver.runtoken import RunCallback, RunToken
 from service.receiver.signatures import (
     BearerToken,
     BodyHmac,
@@ -205,3 +208,89 @@ def test_reprs_hide_secrets() -> None:
     for verifier in verifiers:
         for secret in senders.ALL_SECRETS:
             assert secret not in repr(verifier)
+
+
+class TestCheckBeforeTheBody:
+    """`check(headers)` refuses what the headers alone show cannot be authentic."""
+
+    def test_a_static_authorization_is_compared_in_full(self) -> None:
+        verifier = StaticAuthorization([senders.LEANIX_AUTH])
+        verifier.check({"Authorization": senders.LEANIX_AUTH})
+        with pytest.raises(Unauthorized, match="not an accepted value"):
+            verifier.check({"Authorization": senders.LEANIX_AUTH + "x"})
+
+    @pytest.mark.parametrize("padding", ["\xa0", "\u2003", "\u3000", "\x85"], ids=repr)
+    def test_unicode_whitespace_is_part_of_the_value(self, padding: str) -> None:
+        """Only HTTP's own optional whitespace (space, tab) is not part of a field value."""
+        for verifier, header, value in (
+            (StaticAuthorization([senders.LEANIX_AUTH]), "Authorization", senders.LEANIX_AUTH),
+            (
+                BearerToken([senders.CALLBACK_TOKEN]),
+                "Authorization",
+                f"Bearer {senders.CALLBACK_TOKEN}",
+            ),
+        ):
+            verifier.check({header: f" \t{value}\t "})
+            for sent in (padding, padding + value, value + padding):
+                with pytest.raises(Unauthorized):
+                    verifier.check({header: sent})
+
+    @pytest.mark.parametrize(
+        ("encoding", "signature"),
+        [
+            ("base64", "Zm9vYmFy"),  # base64, but not of 32 bytes
+            ("base64", "A" * 43 + "\xa0"),
+            ("base64", "a" * 64),  # hex where base64 is due
+            ("hex", "g" * 64),
+            ("hex", "a" * 63),
+            ("hex", base64.b64encode(b"x" * 32).decode()),
+        ],
+    )
+    def test_a_signature_not_of_the_form_of_one_is_refused_unread(
+        self, encoding: str, signature: str
+    ) -> None:
+        verifier = BodyHmac("X-Sig", encoding, ["secret"])
+        with pytest.raises(Unauthorized, match="is not a .* HMAC-SHA256 signature"):
+            verifier.check({"X-Sig": signature})
+
+    def test_a_signature_of_the_right_form_passes_the_check_whatever_the_body(self) -> None:
+        request = senders.uipath(secret="someone-else")
+        verifier = BodyHmac("X-UiPath-Signature", "base64", [senders.UIPATH_SECRET])
+        verifier.check(request.headers)  # the body decides, once read
+        with pytest.raises(Unauthorized, match="does not match the body"):
+            verifier.verify(request.headers, request.body)
+
+    def test_standard_webhooks_timestamp_and_form_are_checked_unread(self) -> None:
+        stale = standard([VECTOR_SECRET], now=VECTOR_TS + 3600)
+        with pytest.raises(Unauthorized, match="too old"):
+            stale.check(vector_headers())
+        with pytest.raises(Unauthorized, match="no v1"):
+            standard([VECTOR_SECRET]).check(vector_headers("v1,Zm9vYmFy v2,x"))
+        standard([VECTOR_SECRET]).check(vector_headers())
+
+    def test_callback_auth_checks_the_scheme_it_would_verify(self) -> None:
+        auth = CallbackAuth(
+            StandardWebhooks([senders.WHSEC]), BearerToken([senders.CALLBACK_TOKEN])
+        )
+        auth.check(
+            senders.bearer_callback("/callbacks/workato", b"{}", senders.CALLBACK_TOKEN).headers
+        )
+        with pytest.raises(Unauthorized, match="not accepted"):
+            auth.check(senders.bearer_callback("/callbacks/workato", b"{}", token="x").headers)
+
+    def test_a_run_callback_checks_the_token_shape_before_the_body(self) -> None:
+        auth = RunCallback(
+            StandardWebhooks([senders.WHSEC]),
+            RunToken("workato", [senders.CALLBACK_SIGNING_KEY]),
+        )
+        body = b'{"correlationId": "c-1", "status": "completed"}'
+        auth.check(senders.bearer_callback("/callbacks/workato", body).headers)
+        with pytest.raises(Unauthorized, match="not a run's callback token"):
+            auth.check(senders.bearer_callback("/callbacks/workato", body, token="x").headers)
+        nbsp = {"Authorization": "Bearer\xa0" + senders.run_token("workato", "c-1")}
+        with pytest.raises(Unauthorized):
+            auth.check(nbsp)
+        with pytest.raises(Unauthorized, match="too old"):
+            auth.check(senders.leapwork(timestamp=1_600_000_000).headers)
+        with pytest.raises(Unauthorized, match="too old"):
+            auth.check(senders.leapwork(timestamp=1_600_000_000).headers)
