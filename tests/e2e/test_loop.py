@@ -223,6 +223,8 @@ async def test_a_synchronous_outcome_is_written_back_even_after_a_newer_event(
         "onboard-now", mode="sync")}}  # fmt: skip
     await service_factory([rule], worker={"retry_delays_s": [0.5, 1.0, 2.0, 4.0]})
     fact_sheet = lab.leanix.add_fact_sheet("Application", "Procurement")
+    # The worker holds its LeanIX token (it tells our own events by it) before LeanIX goes down.
+    await eventually(lambda: lab.leanix.requests["token"] >= 1, what="the worker's LeanIX token")
     lab.leanix.faults.fail(503, times=10**6)  # LeanIX down for every write-back...
 
     assert await lab.change(fact_sheet) == 202  # A
