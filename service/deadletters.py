@@ -25,9 +25,9 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from service.bus.broker import Broker
+from service.bus.topics import topic_matches
 from service.terminal import visible, visible_json
 from service.worker import policy
-from service.worker.registry import topic_matches
 
 REPLAY_TIMEOUT_S = 10.0
 BROKER_WAIT_S = 30.0

@@ -6,18 +6,16 @@ vendor's client exists only when its credentials are configured.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import structlog
 from sqlalchemy.engine import make_url
 
 from service.bus.broker import Broker
-from service.clients.base import RunState
 from service.clients.leanix import LeanixClient, rate_limit_key
 from service.clients.leapwork import LeapworkClient
 from service.clients.ratelimit import Pacer, RateLimiter, SharedRateLimiter
@@ -25,31 +23,11 @@ from service.clients.robocorp import RobocorpClient
 from service.clients.uipath import UipathClient
 from service.clients.workato import WorkatoClient
 from service.errors import VendorRejected, VendorUnavailable
+from service.runs import RunClient
 from service.settings import ClientsSettings, LeanixApi, Settings
 from service.store import Database
 
 log = structlog.get_logger("service.resources")
-
-
-class RunClient(Protocol):
-    """What the automation loop needs from a platform's client."""
-
-    vendor: str
-    run_deadline_s: float | None  # an open run this old is timed out; None: never
-
-    async def start(
-        self,
-        target: Mapping[str, Any],
-        inputs: Mapping[str, Any],
-        *,
-        correlation_id: str,
-        callback_url: str | None = None,
-        callback_secret: str | None = None,
-    ) -> RunState: ...
-
-    async def status(self, run_id: str, target: Mapping[str, Any]) -> RunState: ...
-
-    async def find(self, target: Mapping[str, Any], correlation_id: str) -> RunState | None: ...
 
 
 @dataclass

@@ -12,10 +12,10 @@ from typing import Any
 
 from service.automation.rules import Rule
 from service.automation.writeback import write_back
-from service.clients.base import RunState, RunStatus
 from service.clients.uipath import job_run_state
 from service.cloudevent import CloudEvent
 from service.resources import Resources
+from service.runs import RunState, RunStatus
 from service.store.runs import Run
 
 POLLED = "bridge.run.completed"

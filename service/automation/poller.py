@@ -20,10 +20,10 @@ import uuid
 import structlog
 
 from service.automation.completion import POLLED
-from service.clients.base import RunState
 from service.cloudevent import CloudEvent, encode
 from service.errors import BrokerUnavailable, VendorRejected, VendorUnavailable
-from service.resources import Resources, RunClient
+from service.resources import Resources
+from service.runs import RunClient, RunState
 from service.store.runs import Run
 
 log = structlog.get_logger("service.poller")

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.automation.templates import ROOTS, paths
+from service.bus.topics import topic_matches
 from service.errors import ConfigError
-from service.worker.registry import topic_matches
 
 VENDORS: Mapping[str, tuple[str, ...]] = {
     "leapwork": ("schedule_id",),

@@ -21,10 +21,10 @@ from service import callback_tokens
 from service.automation.factsheet import flatten, snapshot
 from service.automation.rules import Rule
 from service.automation.templates import render
-from service.clients.base import RunState
 from service.cloudevent import CloudEvent
 from service.errors import RejectEvent, RetryLater
-from service.resources import Resources, RunClient
+from service.resources import Resources
+from service.runs import RunClient, RunState
 from service.store.runs import Run
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:leanix-bridge:run")

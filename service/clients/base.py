@@ -1,5 +1,5 @@
 """What every vendor client shares: one bounded HTTP call with errors translated, and the
-vendor-neutral state of an automation run.
+base of the platform clients that start runs (run states themselves: service/runs.py).
 
     connection error, timeout, 5xx, 429  -> VendorUnavailable (retry later; Retry-After kept)
     any 3xx                              -> VendorRedirected (permanent), naming the target
@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import orjson
@@ -27,30 +27,10 @@ from yarl import URL
 
 from service import metrics
 from service.errors import VendorRedirected, VendorRejected, VendorUnavailable
+from service.runs import RunState
 
-# timed_out: no completion came within the platform's deadline (written back as a failure).
 REDIRECTS = range(300, 400)
 SHOWN_PATH_CHARS = 200  # of a redirect target's path, in error texts
-
-RunStatus = Literal["pending", "running", "succeeded", "failed", "timed_out"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "timed_out"})
-
-
-@dataclass(frozen=True)
-class RunState:
-    """A run on any platform, as the service sees it."""
-
-    vendor: str
-    run_id: str
-    status: RunStatus
-    vendor_state: str = ""  # the platform's own word: "Finished", "Faulted", "unresolved", ...
-    outputs: Mapping[str, Any] = field(default_factory=dict)
-    detail: str | None = None
-    url: str | None = None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
 
 
 @dataclass(frozen=True)
@@ -173,7 +153,8 @@ def redirect_target(url: URL, location: str | None) -> str | None:
 
 
 class RunnerApi(HttpApi):
-    """A platform client that starts runs. `find` answers None: "cannot tell".
+    """A platform client that starts runs (a `service.runs.RunClient`). `find` answers None:
+    "cannot tell".
 
     A platform that can look a run up by our correlation id overrides `find`, so a start
     whose answer was lost is found instead of repeated. A platform whose runs may never

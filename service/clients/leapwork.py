@@ -21,8 +21,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from service.clients.base import Response, RunnerApi, RunState, RunStatus
+from service.clients.base import Response, RunnerApi
 from service.errors import VendorRejected, VendorUnavailable
+from service.runs import RunState, RunStatus
 from service.settings import LeapworkApi
 
 # FlowInfo.Status of a run item, as Leapwork's Jenkins plugin reads it. [U] The docs show

@@ -17,8 +17,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from service.clients.base import Response, RunnerApi, RunState, RunStatus
+from service.clients.base import Response, RunnerApi
 from service.errors import VendorRejected
+from service.runs import RunState, RunStatus
 from service.settings import RobocorpApi
 
 # ProcessRunResource.state -> ours. "unresolved" means some work items failed and wait for

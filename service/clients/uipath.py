@@ -17,8 +17,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from service.clients.base import Response, RunnerApi, RunState, RunStatus
+from service.clients.base import Response, RunnerApi
 from service.errors import VendorRejected, VendorUnavailable
+from service.runs import RunState, RunStatus
 from service.settings import UipathApi
 
 START_JOBS = "/odata/Jobs/UiPath.Server.Configuration.OData.StartJobs"

@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from service.clients.base import Response, RunnerApi, RunState, RunStatus
+from service.clients.base import Response, RunnerApi
 from service.clients.workato_jobs import WorkatoJobs, job_run_state
 from service.errors import VendorRejected
+from service.runs import RunState, RunStatus
 from service.settings import WorkatoApi
 
 # The recipe's answer (our contract for API recipes, README): a result, or "accepted".

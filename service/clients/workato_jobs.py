@@ -24,8 +24,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from service.clients.base import HttpApi, Response, RunState, RunStatus
+from service.clients.base import HttpApi, Response
 from service.errors import VendorRejected
+from service.runs import RunState, RunStatus
 from service.settings import WorkatoApi
 
 # A busy recipe may have many jobs newer than ours; ours is usually on the first page,

@@ -20,7 +20,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.clients.base import RunState
+from service.runs import RunState
 from service.store.ids import event_key
 from service.store.schema import fitted, runs
 

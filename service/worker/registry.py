@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from service.bus.topics import topic_matches
 from service.cloudevent import CloudEvent
 from service.errors import ConfigError
 from service.settings import Settings
@@ -78,27 +78,6 @@ class Registration:
     name: str
     retry_delays_s: tuple[float, ...] | None = None  # None: worker.retry_delays_s
     idempotent: bool = False  # claimed per event id, skipped once done (see Registry.handler)
-
-
-@lru_cache(maxsize=4096)
-def topic_matches(pattern: str, key: str) -> bool:
-    """AMQP topic matching: `*` matches one word, `#` zero or more.
-
-    Dynamic programming over (pattern word, key word): linear in their product, so a
-    pattern full of `#` cannot blow up.
-    """
-    words, keys = pattern.split("."), key.split(".")
-    # reachable[j]: the pattern so far matches the first j key words
-    reachable = [True] + [False] * len(keys)
-    for word in words:
-        if word == "#":
-            for j in range(1, len(keys) + 1):
-                reachable[j] = reachable[j] or reachable[j - 1]
-            continue
-        reachable = [False] + [
-            reachable[j] and (word == "*" or word == keys[j]) for j in range(len(keys))
-        ]
-    return reachable[-1]
 
 
 @dataclass

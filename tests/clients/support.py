@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from service.clients.base import RunState
+from service.runs import RunState
 
 T = TypeVar("T")
 

@@ -10,11 +10,12 @@ import aiohttp
 import orjson
 import pytest
 
-from service.clients.base import Response, RunState
+from service.clients.base import Response
 from service.clients.uipath import START_JOBS, UipathClient, job_run_state, output_arguments
 from service.errors import VendorRejected, VendorUnavailable
 from service.receiver import normalise
 from service.receiver.signatures import BodyHmac
+from service.runs import RunState
 from service.settings import UipathApi
 from service.simulators.uipath import UipathSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until

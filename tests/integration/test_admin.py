@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from service import logs
 from service.admin.keys import run_keys
 from service.bus.broker import Broker
-from service.clients.base import RunState
 from service.receiver.app import create_app
+from service.runs import RunState
 from service.settings import LogSettings, Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent

@@ -24,8 +24,8 @@ import pytest
 from aiohttp import web
 
 from service.bus.broker import Broker
-from service.clients.base import RunState
 from service.receiver.app import create_app
+from service.runs import RunState
 from service.settings import Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent

@@ -38,9 +38,9 @@ from schemathesis.specs.openapi.checks import (
 
 from service.admin.openapi import document
 from service.bus.broker import Broker
-from service.clients.base import RunState
 from service.probes import worker_app
 from service.receiver.app import create_app
+from service.runs import RunState
 from service.settings import Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent

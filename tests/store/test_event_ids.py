@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.clients.base import RunState
+from service.runs import RunState
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent
 from service.store.ids import HASHED, event_key, store_key

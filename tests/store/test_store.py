@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from service.clients.base import RunState
 from service.errors import ConfigError
+from service.runs import RunState
 from service.store import Database
 from service.store.migrations import MIGRATIONS, migrate
 

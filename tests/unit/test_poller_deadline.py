@@ -7,7 +7,7 @@ import time
 import pytest
 
 from service.automation.poller import overdue
-from service.clients.base import RunState
+from service.runs import RunState
 from service.store.runs import Run
 
 DEADLINE_S = 600.0

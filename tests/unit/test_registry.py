@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.bus.topics import topic_matches
 from service.cloudevent import CloudEvent
 from service.errors import ConfigError
 from service.worker.registry import (
@@ -11,7 +12,6 @@ from service.worker.registry import (
     Registry,
     idempotency_key,
     import_modules,
-    topic_matches,
 )
 
 
