@@ -70,12 +70,14 @@ async def _learn_own_user(resources: Resources) -> None:
 
 
 def sequence_number(data: Mapping[str, Any]) -> int | None:
-    """The event's transactionSequenceNumber, in the DEFAULT or WRAPPED_EVENT shape."""
-    for holder in (data, data.get("sequenceInfo"), data.get("payload")):
-        if isinstance(holder, Mapping):
-            value = holder.get("transactionSequenceNumber")
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
+    """The event's transactionSequenceNumber: top-level (DEFAULT) or in the WRAPPED_EVENT
+    `payload`; failing both, the envelope's `sequenceInfo` (an integer in LeanIX's model,
+    whose meaning is not published, hence last). Anything but an integer is no number."""
+    payload = data.get("payload")
+    inner = payload.get("transactionSequenceNumber") if isinstance(payload, Mapping) else None
+    for value in (data.get("transactionSequenceNumber"), inner, data.get("sequenceInfo")):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
     return None
 
 

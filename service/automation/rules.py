@@ -17,6 +17,7 @@ Rules are validated once at start-up; every error names the rule and the key.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,7 +180,20 @@ def _target(value: Any, vendor: str, key: str) -> dict[str, Any]:
             raise ConfigError(f"{key}.{needed}", f"required to start a {vendor} run")
     if vendor == "workato" and "recipe_id" in target:
         _recipe_id(target["recipe_id"], f"{key}.recipe_id")
+    if vendor == "leapwork":
+        _guid(target["schedule_id"], f"{key}.schedule_id")
     return target
+
+
+def _guid(value: Any, key: str) -> None:
+    """A Leapwork schedule id: its API takes only a GUID, so the client would refuse any
+    other at the first run and the event would be dead-lettered; refuse it at start-up."""
+    try:
+        uuid.UUID(value if isinstance(value, str) else "")
+    except ValueError:
+        raise ConfigError(
+            key, "must be a Leapwork schedule id (a GUID, as GET /api/v4/schedules lists it)"
+        ) from None
 
 
 def _recipe_id(value: Any, key: str) -> None:

@@ -8,6 +8,11 @@ aiormq's own books (`delivery_tag`, `confirmations`, `message_id_delivery_tag`):
 reader settles our confirms and mandatory returns exactly as it settles its own, and its
 own `basic_publish` (which takes the same lock) can interleave safely.
 
+Once handed over, a publish's frames are let go (a refusal's traceback would keep them);
+the one holder left is aiormq's writer, whose loop variable keeps the last joined write
+alive until it takes the next frame: a publish, an ack, a heartbeat (aiormq 7.2,
+Connection.__writer).
+
 This leans on aiormq's Channel internals; pyproject.toml pins aiormq to the versions
 tests/integration/test_broker.py has proven (confirm, return, closed channel, flood).
 """
@@ -57,6 +62,15 @@ class Pipeline:
             self._writer = None
 
     async def _write(self, batch: list[_Publish]) -> None:
+        try:
+            await self._hand_over(batch)
+        finally:
+            # A refusal's traceback holds this frame, and so the batch, for as long as its
+            # caller keeps the error: the frames (up to 25 MiB each) are not needed past here.
+            for publish in batch:
+                publish.frames = b""
+
+    async def _hand_over(self, batch: list[_Publish]) -> None:
         if not batch:
             return
         channel, registered = self.channel, 0

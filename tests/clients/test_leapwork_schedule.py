@@ -27,6 +27,7 @@ KEY = "Mo87Nc4qDAtzJNDb"
 TOKEN = "leapwork-callback-token-0c1d"
 SIGNING_KEY = "schedule-test-signing-key-0123456789abcdef"  # 32+ characters
 OURS = ["correlationId", "callbackUrl", "callbackToken"]
+UNKNOWN = "0d9e4c7a-5b1f-4e2d-8c3b-a6f7e8d9c0b1"  # a GUID no schedule has
 
 
 @pytest.fixture
@@ -178,13 +179,13 @@ async def test_an_unreachable_or_unknown_schedule_is_logged_not_raised(
     sim.faults.fail(503)
     with structlog.testing.capture_logs() as logs:
         await schedules.check_schedules(resources(client, sim.add_schedule("Down")))
-        await schedules.check_schedules(resources(client, "no-such-schedule"))
+        await schedules.check_schedules(resources(client, UNKNOWN))
     assert [e["event"] for e in logs] == ["leapwork.schedule_check_failed"] * 2
-    assert "503" in logs[0]["error"] and "no schedule no-such-schedule" in logs[1]["error"]
+    assert "503" in logs[0]["error"] and f"no schedule {UNKNOWN}" in logs[1]["error"]
 
 
 async def test_no_leapwork_client_means_nothing_to_check(client: LeapworkClient) -> None:
-    found = resources(client, "any")
+    found = resources(client, UNKNOWN)
     found.runners = {}
     with structlog.testing.capture_logs() as logs:
         await schedules.check_schedules(found)
@@ -210,7 +211,7 @@ async def test_a_crashed_check_is_logged(client: LeapworkClient) -> None:
             raise RuntimeError("a bug")
 
     broken = Broken(client.session, LeapworkApi(access_key=KEY))
-    found = resources(client, "any")
+    found = resources(client, UNKNOWN)
     found.runners = {"leapwork": broken}
     with structlog.testing.capture_logs() as logs:
         await schedules.check_at_start(found, asyncio.Event())

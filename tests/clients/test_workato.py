@@ -10,19 +10,20 @@ import aiohttp
 import orjson
 import pytest
 
+from service import callback_tokens
 from service.clients.base import Response
 from service.clients.workato import WorkatoClient, answered
 from service.clients.workato_jobs import MAX_PAGES, job_run_state
 from service.errors import VendorRejected, VendorUnavailable
 from service.receiver import normalise
-from service.receiver.signatures import BearerToken
+from service.receiver.runtoken import RunCallback, RunToken
 from service.settings import WorkatoApi
 from service.simulators.workato import FAILURE, FUNCTION_STOPPED, WorkatoSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 API_TOKEN = "workato-api-token-never-logged-91bd"
 DEVELOPER_TOKEN = "workato-developer-token-never-logged-5c2e"
-CALLBACK_TOKEN = "workato-callback-token-3e7f"
+SIGNING_KEY = "workato-test-callback-signing-key-0042"
 INPUTS = {"factSheetId": "95fbeddd", "name": "CRM"}
 CID = "6f1c2a9e-3b7d-5e40-9a1f-0c2b4d6e8f10"  # a correlation id, as the starter makes them
 
@@ -107,7 +108,7 @@ async def test_the_api_recipe_hands_the_work_to_its_function_and_its_job_ends(
 
     run = await client.start(
         endpoint(url), INPUTS, correlation_id=CID, callback_url=inbox.url,
-        callback_secret=CALLBACK_TOKEN,
+        callback_secret=callback_tokens.sign(SIGNING_KEY, "workato", CID),  # as the starter
     )  # fmt: skip
 
     # The response ended the API recipe's job; the run is known by our correlation id.
@@ -120,7 +121,9 @@ async def test_the_api_recipe_hands_the_work_to_its_function_and_its_job_ends(
     assert work.title and CID in work.title
     # The function's last step is the callback, with the token it was handed.
     headers, body = await inbox.next()
-    BearerToken([CALLBACK_TOKEN]).verify(headers, body)
+    receiver = RunCallback(None, RunToken("workato", [SIGNING_KEY]))  # as sources.build makes it
+    receiver.check(headers)
+    assert receiver.verify(headers, body).scheme == "run-token"
     payload = orjson.loads(body)
     assert normalise.workato(payload).type == "workato.job.completed"
     assert (payload["jobId"], payload["correlationId"]) == (work.handle, CID)

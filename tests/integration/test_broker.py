@@ -9,6 +9,7 @@ publishes on the same channel) all arrive, each once.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 
 import aiormq
@@ -17,7 +18,9 @@ import pytest
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from service.bus import frames
 from service.bus.broker import Broker
+from service.bus.pipeline import Pipeline
 from service.errors import BrokerUnavailable
 from service.settings import Settings
 from tests.integration.conftest import Inspector
@@ -62,6 +65,39 @@ async def test_a_publish_on_a_closed_channel_is_refused_at_once(broker: Broker) 
     await channel.close()
     with pytest.raises(BrokerUnavailable):
         await broker.publish(b"{}", routing_key="r", message_id="m", timeout_s=5)
+
+
+async def test_the_pipeline_keeps_no_frames_once_written_or_refused(
+    broker: Broker, settings: Settings
+) -> None:
+    """A publish's frames (up to 25 MiB) are not kept by the pipeline once written, nor by
+    the refusal its caller holds: that carries a traceback whose frames hold the batch.
+    Counted by references (CPython). What aiormq's writer keeps (the last joined write,
+    until the next) is not ours: two publishes in one turn make that a join of both."""
+    assert broker._channel is not None
+    channel = await broker._channel.get_underlay_channel()
+    pipeline = Pipeline(channel)  # type: ignore[arg-type]  # it is a Channel
+
+    def encoded(message_id: str) -> bytes:  # a new object, referenced only by the caller
+        props = frames.properties("application/json", message_id)
+        return frames.publish(
+            channel.number, settings.amqp.exchange, "r", b"{}", props,
+            mandatory=True, max_body_frame=pipeline.max_body_frame,
+        )  # fmt: skip
+
+    first, second = encoded("m-1"), encoded("m-2")
+    written = sys.getrefcount(first), sys.getrefcount(second)
+    await asyncio.gather(pipeline.send(first, "m-1"), pipeline.send(second, "m-2"))
+    assert (sys.getrefcount(first), sys.getrefcount(second)) == written
+
+    await channel.close()
+    refused = encoded("m-3")
+    unsent = sys.getrefcount(refused)
+    confirmation = pipeline.send(refused, "m-3")
+    with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
+        await confirmation
+    assert confirmation.exception() is not None  # the refusal, and its traceback, kept alive
+    assert sys.getrefcount(refused) == unsent
 
 
 async def test_a_queue_declared_otherwise_is_retried_until_it_is_fixed(

@@ -24,10 +24,9 @@ from service.cloudevent import CloudEvent, decode, encode, event_id
 from service.errors import MalformedEvent, Unauthorized
 from service.receiver import normalise
 from service.receiver.ingest import build_event, parse
+from service.receiver.runtoken import RunCallback, RunToken
 from service.receiver.signatures import (
-    BearerToken,
     BodyHmac,
-    CallbackAuth,
     Credential,
     StandardWebhooks,
     StaticAuthorization,
@@ -142,10 +141,14 @@ VERIFIERS = [
     BodyHmac("X-UiPath-Signature", "base64", [senders.UIPATH_SECRET]),
     BodyHmac("x-rc-signature", "hex", [senders.ROBOCORP_SECRET]),
     StandardWebhooks([senders.WHSEC]),
-    BearerToken([senders.CALLBACK_TOKEN]),
-    CallbackAuth(StandardWebhooks([senders.WHSEC]), BearerToken([senders.CALLBACK_TOKEN])),
-    CallbackAuth(None, BearerToken([senders.CALLBACK_TOKEN])),
-    CallbackAuth(StandardWebhooks([senders.WHSEC]), None),
+    # Callbacks: a header value here is never of a run token's form (43 characters), so
+    # every refusal comes before the body is looked at.
+    RunToken("leapwork", [senders.CALLBACK_SIGNING_KEY]),
+    RunCallback(
+        StandardWebhooks([senders.WHSEC]), RunToken("workato", [senders.CALLBACK_SIGNING_KEY])
+    ),
+    RunCallback(None, RunToken("leapwork", [senders.CALLBACK_SIGNING_KEY])),
+    RunCallback(StandardWebhooks([senders.WHSEC]), None),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The loop guard's reading of who caused a LeanIX event, and of who we are."""
+"""The loop guard's reading of who caused a LeanIX event, of who we are, and of its order."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from typing import Any
 import orjson
 import pytest
 
-from service.automation.guards import event_user_ids, own_user_ids, user_id_text
+from service.automation.guards import (
+    event_user_ids,
+    own_user_ids,
+    sequence_number,
+    user_id_text,
+)
 from service.clients.leanix import jwt_user_ids
 from service.settings import LeanixApi
+from service.simulators.leanix_webhook import delivery
+from tests.senders import FIXTURES
 
 SUB = "5b2f3c1e-7d4a-4e0b-9c61-2a8f0d3e4b71"
 PRINCIPAL = "0c4e5a1f-2b3d-4e6f-8a9b-1c2d3e4f5a6b"
@@ -66,3 +73,31 @@ def test_our_ids_are_the_tokens_and_the_configured_ones() -> None:
     assert own_user_ids(resources) == {SUB, PRINCIPAL, "x"}
     resources.leanix = None
     assert own_user_ids(resources) == {"x"}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"transactionSequenceNumber": 75086}, 75086),  # DEFAULT
+        ({"payload": {"transactionSequenceNumber": 75090}, "sequenceInfo": 75090}, 75090),
+        ({"payload": {"transactionSequenceNumber": 7}, "sequenceInfo": 9}, 7),  # documented first
+        ({"payload": {"id": 1}, "sequenceInfo": 75090}, 75090),  # WRAPPED_EVENT's integer
+        ({"payload": {"id": 1}, "sequenceInfo": None}, None),  # nullable in the model
+        ({"sequenceInfo": {"transactionSequenceNumber": 5}}, None),  # not the model's shape
+        ({"sequenceInfo": True, "transactionSequenceNumber": "5"}, None),
+        ({"payload": ["not", "a", "mapping"], "sequenceInfo": 3}, 3),
+        ({}, None),
+    ],
+)
+def test_the_sequence_number_is_read_as_leanix_models_it(
+    data: dict[str, Any], expected: int | None
+) -> None:
+    assert sequence_number(data) == expected
+
+
+def test_the_wrapped_fixture_and_the_simulators_envelope_give_the_payloads_number() -> None:
+    wrapped = orjson.loads((FIXTURES / "leanix-wrapped.json").read_bytes())
+    assert isinstance(wrapped["sequenceInfo"], int)
+    assert sequence_number(wrapped) == wrapped["payload"]["transactionSequenceNumber"]
+    event = {**wrapped["payload"], "transactionSequenceNumber": 24991511}
+    assert sequence_number(delivery(event, "WRAPPED_EVENT")) == 24991511

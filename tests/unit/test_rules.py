@@ -13,6 +13,7 @@ import pytest
 from service.automation import factsheet, rules, templates
 from service.errors import ConfigError
 from service.settings import from_mapping
+from service.simulators.lab import Lab
 from tests.senders import fixture
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "rules.example.toml"
@@ -176,3 +177,35 @@ def test_a_workato_rule_may_name_the_recipe_to_poll(recipe_id: Any) -> None:
     target = {"endpoint_url": "https://apim.workato.com/acme/bridge-v1/x", "recipe_id": recipe_id}
     [loaded] = rules.load((rule(start={"vendor": "workato", "target": target}),))
     assert loaded.target["recipe_id"] == recipe_id
+
+
+@pytest.mark.parametrize(
+    "schedule_id",
+    ["Regression", "ff9cf360-3fb2-4914-b423", "ff9cf360-3fb2-4914-b423-16358a954e8g", 42, ["x"]],
+)
+def test_a_leapwork_schedule_id_that_is_not_a_guid_stops_start_up(schedule_id: Any) -> None:
+    raw = rule(start={"vendor": "leapwork", "target": {"schedule_id": schedule_id}})
+    with pytest.raises(ConfigError) as refused:
+        rules.load((raw,))
+    assert refused.value.key == "rules[r].start.target.schedule_id"
+    assert "GUID" in str(refused.value)
+
+
+def test_a_leapwork_schedule_id_that_is_a_guid_loads() -> None:
+    guid = "ff9cf360-3fb2-4914-b423-16358a954e86"
+    raw = rule(start={"vendor": "leapwork", "target": {"schedule_id": guid}})
+    [loaded] = rules.load((raw,))
+    assert loaded.target == {"schedule_id": guid}
+
+
+@pytest.mark.parametrize(
+    "path", ["config/rules.example.toml", "deploy/demo-rules.toml", "config/local.toml"]
+)
+def test_the_shipped_rules_load(path: str) -> None:
+    tree = tomllib.loads((EXAMPLE.parents[1] / path).read_text())
+    rules.load(from_mapping(tree).rules)
+
+
+async def test_the_labs_rules_load() -> None:
+    async with Lab().running() as lab:
+        rules.load(tuple(lab.rule(vendor) for vendor in rules.VENDORS))

@@ -9,9 +9,7 @@ import pytest
 from service.errors import Unauthorized
 from service.receiver.runtoken import RunCallback, RunToken
 from service.receiver.signatures import (
-    BearerToken,
     BodyHmac,
-    CallbackAuth,
     StandardWebhooks,
     StaticAuthorization,
     sign_standard,
@@ -166,44 +164,15 @@ class TestStaticAuthorization:
             StaticAuthorization([senders.LEANIX_AUTH]).verify({"Authorization": value}, b"{}")
 
 
-class TestCallbackAuth:
-    def auth(self, signed: bool = True, bearer: bool = True) -> CallbackAuth:
-        return CallbackAuth(
-            StandardWebhooks([senders.WHSEC]) if signed else None,
-            BearerToken([senders.CALLBACK_TOKEN]) if bearer else None,
-        )
-
-    def test_signed_request(self) -> None:
-        request = senders.leapwork()
-        assert self.auth().verify(request.headers, request.body).scheme == "standard-webhooks"
-
-    def test_bearer_request(self) -> None:
-        request = senders.bearer_callback("/callbacks/leapwork", b"{}", senders.CALLBACK_TOKEN)
-        assert self.auth().verify(request.headers, b"{}").scheme == "bearer-token"
-
-    def test_wrong_bearer_token(self) -> None:
-        request = senders.bearer_callback("/callbacks/leapwork", b"{}", token="guess")
-        with pytest.raises(Unauthorized, match="not accepted"):
-            self.auth().verify(request.headers, b"{}")
-
-    def test_bearer_only_refuses_a_signature_it_cannot_check(self) -> None:
-        request = senders.leapwork()
-        with pytest.raises(Unauthorized, match="signed callbacks are not enabled"):
-            self.auth(signed=False).verify(request.headers, request.body)
-
-    def test_signed_only_refuses_a_bearer_token(self) -> None:
-        request = senders.bearer_callback("/callbacks/leapwork", b"{}", senders.CALLBACK_TOKEN)
-        with pytest.raises(Unauthorized, match="missing webhook-signature"):
-            self.auth(bearer=False).verify(request.headers, b"{}")
-
-
 def test_reprs_hide_secrets() -> None:
     verifiers = [
         StaticAuthorization([senders.LEANIX_AUTH]),
         BodyHmac("X-UiPath-Signature", "base64", [senders.UIPATH_SECRET]),
         StandardWebhooks([senders.WHSEC]),
-        BearerToken([senders.CALLBACK_TOKEN]),
-        CallbackAuth(StandardWebhooks([senders.WHSEC]), BearerToken([senders.CALLBACK_TOKEN])),
+        RunToken("workato", [senders.CALLBACK_SIGNING_KEY]),
+        RunCallback(
+            StandardWebhooks([senders.WHSEC]), RunToken("leapwork", [senders.CALLBACK_SIGNING_KEY])
+        ),
     ]
     for verifier in verifiers:
         for secret in senders.ALL_SECRETS:
@@ -225,9 +194,9 @@ class TestCheckBeforeTheBody:
         for verifier, header, value in (
             (StaticAuthorization([senders.LEANIX_AUTH]), "Authorization", senders.LEANIX_AUTH),
             (
-                BearerToken([senders.CALLBACK_TOKEN]),
+                RunToken("workato", [senders.CALLBACK_SIGNING_KEY]),
                 "Authorization",
-                f"Bearer {senders.CALLBACK_TOKEN}",
+                f"Bearer {senders.run_token('workato', 'c-1')}",
             ),
         ):
             verifier.check({header: f" \t{value}\t "})
@@ -268,16 +237,6 @@ class TestCheckBeforeTheBody:
             standard([VECTOR_SECRET]).check(vector_headers("v1,Zm9vYmFy v2,x"))
         standard([VECTOR_SECRET]).check(vector_headers())
 
-    def test_callback_auth_checks_the_scheme_it_would_verify(self) -> None:
-        auth = CallbackAuth(
-            StandardWebhooks([senders.WHSEC]), BearerToken([senders.CALLBACK_TOKEN])
-        )
-        auth.check(
-            senders.bearer_callback("/callbacks/workato", b"{}", senders.CALLBACK_TOKEN).headers
-        )
-        with pytest.raises(Unauthorized, match="not accepted"):
-            auth.check(senders.bearer_callback("/callbacks/workato", b"{}", token="x").headers)
-
     def test_a_run_callback_checks_the_token_shape_before_the_body(self) -> None:
         auth = RunCallback(
             StandardWebhooks([senders.WHSEC]),
@@ -290,7 +249,5 @@ class TestCheckBeforeTheBody:
         nbsp = {"Authorization": "Bearer\xa0" + senders.run_token("workato", "c-1")}
         with pytest.raises(Unauthorized):
             auth.check(nbsp)
-        with pytest.raises(Unauthorized, match="too old"):
-            auth.check(senders.leapwork(timestamp=1_600_000_000).headers)
         with pytest.raises(Unauthorized, match="too old"):
             auth.check(senders.leapwork(timestamp=1_600_000_000).headers)
