@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from service import logs
 from service.bus import topology
-from service.settings import Settings, from_mapping
+from service.settings import LogSettings, Settings, from_mapping
 from service.store import Database
 from tests import senders
 
@@ -108,3 +110,13 @@ async def delete_topology(settings: Settings, *extra_delays_s: float) -> None:
         async with connection:
             delays = {*settings.worker.retry_delays_s, *extra_delays_s}
             await topology.delete(await connection.channel(), settings.amqp, delays)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Every log line of the test, as JSON, in a stream (tests/loglines.py parses it); the
+    console format afterwards."""
+    stream = io.StringIO()
+    logs.configure(LogSettings(level="debug", format="json"), stream=stream, cache=False)
+    yield stream
+    logs.configure(LogSettings(level="info", format="console"), cache=False)

@@ -12,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 import pytest
 
-from service import logs
 from service.receiver import normalise
 from service.receiver.app import BUDGET
 from service.receiver.server import LINGER_S
-from service.settings import LogSettings, Settings
+from service.settings import Settings
 from tests import senders
 from tests.hostile.receiver_wire import (
     MiB,
@@ -34,6 +32,7 @@ from tests.hostile.receiver_wire import (
     request_head,
     serve,
 )
+from tests.loglines import parse
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -201,18 +200,6 @@ async def test_a_body_that_stalls_gets_408(make_settings: Callable[..., Settings
         assert await queue_depth(settings) == 0
 
 
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    logs.configure(LogSettings(level="debug", format="json"), stream=stream, cache=False)
-    yield stream
-    logs.configure(LogSettings(level="info", format="console"), cache=False)
-
-
-def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-
-
 async def test_a_client_that_hangs_up_mid_body_is_logged_as_an_abort(
     settings: Settings, log_lines: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -224,11 +211,11 @@ async def test_a_client_that_hangs_up_mid_body_is_logged_as_an_abort(
         await writer.drain()
         await close(writer)  # half the body sent, then gone
         await eventually(
-            lambda: [x for x in _lines(log_lines) if x["event"] == "request"], 10, "logged"
+            lambda: [x for x in parse(log_lines) if x["event"] == "request"], 10, "logged"
         )
         assert await queue_depth(settings) == 0
 
-    lines = _lines(log_lines)
+    lines = parse(log_lines)
     (aborted,) = [line for line in lines if line["event"] == "request.aborted"]
     (outcome,) = [line for line in lines if line["event"] == "request"]
     assert aborted["level"] == "info" and "exception" not in aborted

@@ -17,10 +17,12 @@ import pytest
 
 from service.settings import Settings
 from tests.hostile.receiver_wire import Served, close, closed_by_server, read_answer, serve
+from tests.waiting import poll_interval
 
 pytestmark = pytest.mark.integration
 
 HEADER_TIMEOUT_S = 1.0
+TRICKLE_S = 0.05  # the pace of a header trickled byte by byte
 SLOW_CLIENTS = 1500
 BATCH = 250  # connections opened at once: within the listening socket's backlog
 HALF_A_HEAD = b"POST /webhooks/leanix HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appl"
@@ -79,12 +81,12 @@ async def test_a_trickle_of_header_bytes_does_not_extend_the_timeout(served: Ser
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     started = time.monotonic()
     closed = asyncio.create_task(closed_by_server(reader, HEADER_TIMEOUT_S + 10))
-    for byte in HALF_A_HEAD:  # one byte every 50 ms: slower than the timeout allows
+    for byte in HALF_A_HEAD:  # one byte every TRICKLE_S: slower than the timeout allows
         if closed.done():
             break
         with contextlib.suppress(ConnectionError):
             writer.write(bytes([byte]))
-        await asyncio.sleep(0.05)  # the attack's own pace, not a wait for a result
+        await asyncio.sleep(TRICKLE_S)  # the attack's own pace, not a wait for a result
     assert await closed
     assert time.monotonic() - started < HEADER_TIMEOUT_S + 2
     await close(writer)
@@ -108,7 +110,7 @@ async def test_connections_over_the_cap_are_closed_at_once(
 
 async def _until_open(served: Served, count: int) -> None:
     while len(served.connections.open) != count:
-        await asyncio.sleep(0.05)  # polled with the caller's deadline
+        await poll_interval()  # polled with the caller's deadline
 
 
 async def test_an_idle_keep_alive_connection_outlives_the_header_timeout(served: Served) -> None:

@@ -4,35 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service import logs
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
-from service.settings import LogSettings, Settings
+from service.settings import Settings
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
 from tests import senders
 from tests.integration.conftest import post
+from tests.loglines import parse
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    logs.configure(LogSettings(level="debug", format="json"), stream=stream, cache=False)
-    yield stream
-    logs.configure(LogSettings(level="info", format="console"), cache=False)
-
-
-def parse(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
 async def test_request_outcomes_are_logged_without_secrets(

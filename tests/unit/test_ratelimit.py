@@ -33,12 +33,14 @@ class MemoryBuckets:
         self.state: dict[str, tuple[float, float]] = {}
         self.calls: list[tuple[str, int]] = []
         self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()  # a take has reached the store
         self.error: BaseException | None = None
 
     async def take(
         self, name: str, count: int, rate_per_s: float, burst: float, now: float
     ) -> tuple[float, float]:
         self.calls.append(("take", count))
+        self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.error is not None:
@@ -91,7 +93,7 @@ async def test_queued_callers_take_their_tokens_in_one_round_trip(
     shared, buckets = limiter
     buckets.gate = asyncio.Event()
     callers = [asyncio.create_task(shared.acquire()) for _ in range(4)]
-    await asyncio.sleep(0)  # the first caller is in the store; the others queue behind it
+    await buckets.entered.wait()  # the first caller is in the store; the others queue behind it
     buckets.gate.set()
     await asyncio.gather(*callers)
     assert buckets.calls == [("take", 1), ("take", 3)]
@@ -105,7 +107,7 @@ async def test_a_token_left_unused_lapses_instead_of_adding_to_a_later_burst(
     buckets.gate = asyncio.Event()
     first = asyncio.create_task(shared.acquire())
     second, third = (asyncio.create_task(shared.acquire()) for _ in range(2))
-    await asyncio.sleep(0)
+    await buckets.entered.wait()
     buckets.gate.set()
     await first
     third.cancel()  # it gave up while the second took tokens for both
