@@ -50,19 +50,37 @@ Schema = dict[str, Any]  # a piece of the OpenAPI document, as plain dicts
 
 @dataclass(frozen=True)
 class Tables(Generic[ClientT, SourceT]):
-    """The platform's two settings tables, their environment variables and their checks.
+    """The platform's two settings tables and their checks.
 
     `client` is the frozen dataclass of `[clients.<name>]` (how to call the platform),
-    `source` that of `[sources.<name>]` (how its callbacks authenticate); both default to
-    "not configured". `env` maps each environment variable to its dotted key
+    `source` that of `[sources.<name>]` (how its callbacks authenticate); both construct
+    with no arguments as "not configured". Declare each field with `service.config.setting`
+    (its default, documentation and environment variable: config/default.toml and the
+    variables are derived from them); `client_doc`/`source_doc` document the tables
+    themselves. `env` adds variables for fields declared without one
     (`"WORKATO_API_TOKEN": "clients.workato.api_token"`). `validate` raises ConfigError
-    naming the key of a value that cannot work.
+    naming the key of a value that cannot work. `run_tokens`: whether, with these client
+    settings, runs are given their own callback token, so that start-up requires
+    `sources.callback_signing_keys` when `automation.callback_base_url` is set.
     """
 
     client: type[ClientT]
     source: type[SourceT]
     env: Mapping[str, str] = field(default_factory=dict)
     validate: Callable[[ClientT, SourceT], None] = lambda client, source: None
+    client_doc: str = ""
+    source_doc: str = ""
+    run_tokens: Callable[[ClientT], bool] = lambda client: False
+
+
+class SourcesTable(Protocol):
+    """What `[sources]` holds for every platform (service.settings.SourcesSettings)."""
+
+    @property
+    def timestamp_tolerance_s(self) -> int: ...
+
+    @property
+    def callback_signing_keys(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,10 @@ class SharedKeys:
 
     tolerance_s: int
     signing_keys: Sequence[str] = field(repr=False)
+
+    @classmethod
+    def of(cls, sources: SourcesTable) -> SharedKeys:
+        return cls(sources.timestamp_tolerance_s, sources.callback_signing_keys)
 
 
 # --- Receiving: the callback endpoint -----------------------------------------------------
