@@ -203,7 +203,10 @@ def _render_table(cls: type, dotted: str, doc: str) -> list[str]:
 
 
 def _render_key(field: Field, env_name: str | None) -> list[str]:
-    assignment = f"{field.name} = {_toml_value(field.default)}"
+    default = field.default
+    if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    assignment = f"{field.name} = {_toml_value(default)}"
     env = f"${env_name}" if env_name else ""
     doc = field.metadata.get(DOC, "")
     inline = f"{env}: {doc}" if env and doc else env or doc

@@ -291,3 +291,13 @@ def test_environment_values_are_converted_and_errors_name_the_variable() -> None
         settings.load({"RETRY_DELAYS_S": "5,PWsoon"})
     assert caught.value.key == "worker.retry_delays_s (from $RETRY_DELAYS_S)"
     assert "PWsoon" not in str(caught.value)
+
+
+def test_the_command_line_prints_the_generated_defaults_whatever_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.__main__ import main
+
+    monkeypatch.setenv("HTTP_PORT", "not a port")  # a broken setting is no obstacle
+    assert main(["settings", "defaults"]) == 0
+    assert capsys.readouterr().out == DEFAULT_TOML.read_text()
