@@ -13,9 +13,9 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.settings import Settings
 from service.store import Database
+from service.web import create_app
 from tests.conftest import AMQP_URL, delete_topology
 from tests.senders import Request
 from tests.tcpproxy import TcpProxy
