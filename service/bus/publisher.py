@@ -40,7 +40,8 @@ CONTENT_TYPE = "application/cloudevents+json"
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One persistent message, as either publisher sends it."""
+    """One persistent message, as either publisher sends it (no timestamp property: the
+    CloudEvent carries its own times)."""
 
     body: bytes
     routing_key: str
