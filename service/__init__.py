@@ -3,6 +3,7 @@
 The path of a message, as the modules are named:
 
     HTTP request
+      -> web.py                 the one HTTP application: receiver, probes, admin
       -> receiver/app.py        routes, problem+json errors, access log
       -> receiver/ingest.py     read body (bounded) -> authenticate -> parse -> normalise
            receiver/signatures.py   verifiers on the raw bytes, constant-time

@@ -33,11 +33,11 @@ from service.automation.rules import load as load_rules
 from service.bus.broker import Broker
 from service.probes import REFRESH, Refresh, worker_app
 from service.receiver import server
-from service.receiver.app import create_app
 from service.resources import database_of, open_resources
 from service.settings import MODES, Settings
 from service.startup import STARTUP, Startup, open_store
 from service.store import Database
+from service.web import create_app
 from service.worker.consumer import Consumer
 from service.worker.journal import prune_forever
 from service.worker.registry import Registry, import_modules

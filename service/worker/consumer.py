@@ -18,8 +18,7 @@ Settlement, as a table:
 
 A message is acked only after its work is done, or after its copy is confirmed, and an
 event only after its delivery is in the event log (journal.py: while the store is
-unreachable the message waits, unacked). The acks of one turn of the loop go out together
-(service/bus/acks.py). Idempotent handlers run under a claim (claims.py).
+unreachable the message waits, unacked). Idempotent handlers run under a claim (claims.py).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelInvalidStateError
 
 from service import metrics
-from service.bus.acks import Acks
 from service.bus.broker import Broker
 from service.bus.topology import declare_retry_queues, retry_queue
 from service.cloudevent import CloudEvent
@@ -86,7 +84,6 @@ class Consumer:
         )
         self._tag: str | None = None
         self._queue: AbstractQueue | None = None
-        self._acks = Acks()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -270,7 +267,7 @@ class Consumer:
         if entry is not None:
             await self.journal.write(entry, fates)
         if copied:
-            await self._acks.ack(message)
+            await message.ack()
         else:
             await message.reject(requeue=False)
 

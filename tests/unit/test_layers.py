@@ -1,4 +1,6 @@
-"""The layering goes one way: the store and the bus import nothing from the layers above."""
+"""The layering goes one way: the store and the bus import nothing from the layers above;
+the HTTP application's parts (receiver/, admin/, probes.py) are siblings that import
+nothing from each other, and service/web.py alone assembles them."""
 
 from __future__ import annotations
 
@@ -19,8 +21,24 @@ ABOVE = (
     "service.worker",
     "service.runtime",
     "service.resources",
+    "service.web",
 )
 LOW_MODULES = sorted(p for layer in LOW for p in (ROOT / layer).rglob("*.py"))
+# What each part of the HTTP application must not import: its siblings, the store (the
+# receiver never needs it), and the composition roots that import them.
+ROOTS = ("service.web", "service.runtime")
+SIBLINGS = {
+    "receiver": ("service.admin", "service.probes", "service.store", *ROOTS),
+    "admin": ("service.receiver", "service.probes", *ROOTS),
+    "probes.py": ("service.receiver", "service.admin", *ROOTS),
+}
+SIBLING_MODULES = [
+    pytest.param(part, path, id=str(path.relative_to(ROOT)))
+    for part in SIBLINGS
+    for path in sorted((ROOT / part).rglob("*.py") if (ROOT / part).is_dir() else [ROOT / part])
+]
+# Every module that builds on the admin routes and on the receiver routes: the one root.
+ASSEMBLED_BY = {"service.admin.mount": {"web.py"}, "service.receiver.app": {"web.py"}}
 
 
 def imported(tree: ast.AST) -> set[str]:
@@ -36,8 +54,21 @@ def imported(tree: ast.AST) -> set[str]:
     return names
 
 
+def within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(f"{package}.") for package in packages)
+
+
 def above(name: str) -> bool:
-    return any(name == upper or name.startswith(f"{upper}.") for upper in ABOVE)
+    return within(name, ABOVE)
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = imported(tree)
+    for node in ast.walk(tree):  # `from service.receiver import app` imports a module too
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
 
 
 def test_the_low_layers_have_modules_to_check() -> None:
@@ -63,3 +94,29 @@ def test_an_upward_import_is_caught() -> None:
         "service.runtime",
         "service.worker",
     ]
+
+
+@pytest.mark.parametrize(("part", "path"), SIBLING_MODULES)
+def test_a_part_of_the_http_application_imports_no_sibling(part: str, path: Path) -> None:
+    offending = sorted(name for name in imports_of(path) if within(name, SIBLINGS[part]))
+    assert not offending, (
+        f"{path.relative_to(ROOT)} imports {offending}: move what both need lower "
+        "(as service/problems.py), or let service/web.py wire it"
+    )
+
+
+@pytest.mark.parametrize("module", sorted(ASSEMBLED_BY))
+def test_only_the_composition_root_assembles_the_http_application(module: str) -> None:
+    importers = {
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*.py")
+        if any(within(name, (module,)) for name in imports_of(path))
+    }
+    assert importers == ASSEMBLED_BY[module]
+
+
+def test_a_sibling_import_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "app.py"
+    path.write_text("from service.admin import openapi\nfrom service.receiver import app\n")
+    assert within("service.admin.openapi", SIBLINGS["receiver"])
+    assert {"service.admin.openapi", "service.receiver.app"} <= imports_of(path)
