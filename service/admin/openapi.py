@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.admin import openapi_admin, openapi_admin_schemas, openapi_webhooks
+from service.admin import openapi_admin, openapi_schemas, openapi_webhooks
 from service.admin.api import VERSION
 from service.admin.openapi_parts import Schema, json_response, problem
 
@@ -31,7 +31,7 @@ def document() -> dict[str, Any]:
             "schemas": {
                 **_common_schemas(),
                 **openapi_webhooks.schemas(),
-                **openapi_admin_schemas.schemas(),
+                **openapi_schemas.schemas(),
             },
             "securitySchemes": _security_schemes(),
         },
