@@ -20,6 +20,7 @@ from aiohttp import web
 
 from service.admin import bodies
 from service.admin.auth import DATABASE
+from service.admin.bodies import MAX_LIMIT
 from service.automation import rules as rules_module
 from service.bus.broker import Broker
 from service.deadletters import DeadLetterQueue, Filters, parse_since, readers_lock, replay_all
@@ -35,7 +36,6 @@ BROKER_ERRORS = (
     RuntimeError,  # aio-pika: "Connection was not opened" while reconnecting
 )
 BROKER = web.AppKey("admin_broker", Broker)
-MAX_LIMIT = 500
 RUN_CURSOR = "[0-9]{1,18}"  # a run's id
 VERSION = "0.1.0"
 
@@ -76,7 +76,8 @@ def _time(query: Mapping[str, str], name: str) -> float | None:
         ) from None
 
 
-async def list_events(request: web.Request) -> web.Response:
+async def list_events(request: web.Request) -> bodies.EventPage:
+    """Search the event log, newest first."""
     q = request.query
     query = EventQuery(
         type=q.get("type") or None,
@@ -91,18 +92,20 @@ async def list_events(request: web.Request) -> web.Response:
         found, cursor = await request.app[DATABASE].events.search(query)
     except ValueError as exc:
         raise MalformedEvent(str(exc)) from None
-    return json(bodies.EventPage(found, cursor))
+    return bodies.EventPage(found, cursor)
 
 
-async def get_event(request: web.Request) -> web.Response:
+async def get_event(request: web.Request) -> bodies.EventDetail:
+    """One event with every handling attempt."""
     found = await request.app[DATABASE].events.get(request.match_info["id"])
     if found is None:
         raise NotFound(f"no event {request.match_info['id']!r} in the event log")
     event, attempts = found
-    return json(bodies.EventDetail(**vars(event), attempt_log=attempts))
+    return bodies.EventDetail(**vars(event), attempt_log=attempts)
 
 
-async def list_runs(request: web.Request) -> web.Response:
+async def list_runs(request: web.Request) -> bodies.RunPage:
+    """Runs by Fact Sheet, vendor and status, newest first."""
     q = request.query
     before = q.get("cursor")
     if before is not None and not re.fullmatch(RUN_CURSOR, before):
@@ -117,7 +120,7 @@ async def list_runs(request: web.Request) -> web.Response:
     )
     page = runs[:limit]
     cursor = str(page[-1].id) if len(runs) > limit and page else None
-    return json(bodies.RunPage(page, cursor))
+    return bodies.RunPage(page, cursor)
 
 
 def _filters(doc: Mapping[str, Any]) -> Filters:
@@ -135,7 +138,8 @@ def _filters(doc: Mapping[str, Any]) -> Filters:
     return Filters(frozenset(ids), doc.get("type") or None, when)
 
 
-async def list_dead_letters(request: web.Request) -> web.Response:
+async def list_dead_letters(request: web.Request) -> bodies.DeadLetterList:
+    """What the worker gave up on (taking nothing away)."""
     query = request.query
     filters = _filters(
         {"ids": query.getall("id", []), "type": query.get("type"), "since": query.get("since")}
@@ -147,9 +151,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
         raise Unavailable(f"the message broker failed: {exc}; retry later") from None
     finally:
         await _release(dlq)
-    return json(
-        bodies.DeadLetterList([bodies.DeadLetter(**letter.summary()) for letter in letters])
-    )
+    return bodies.DeadLetterList([bodies.DeadLetter(**letter.summary()) for letter in letters])
 
 
 async def _release(dlq: DeadLetterQueue) -> None:
@@ -157,7 +159,8 @@ async def _release(dlq: DeadLetterQueue) -> None:
         await dlq.release()
 
 
-async def replay_dead_letters(request: web.Request) -> web.Response:
+async def replay_dead_letters(request: web.Request) -> bodies.ReplayResult:
+    """Publish matching dead letters back with their original ids."""
     try:
         doc = orjson.loads(await request.read() or b"{}")
     except orjson.JSONDecodeError:
@@ -174,28 +177,28 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         raise Unavailable(f"the message broker failed: {exc}; retry later") from None
     finally:
         await _release(dlq)
-    return json(bodies.ReplayResult(replayed))
+    return bodies.ReplayResult(replayed)
 
 
-async def list_rules(request: web.Request) -> web.Response:
+async def list_rules(request: web.Request) -> bodies.RuleList:
+    """The rules in force."""
     try:
         loaded = rules_module.load(request.app[SETTINGS].rules)
     except ConfigError as exc:
         raise MalformedEvent(str(exc)) from None
-    return json(bodies.RuleList(loaded))
+    return bodies.RuleList(loaded)
 
 
-async def status(request: web.Request) -> web.Response:
+async def status(request: web.Request) -> bodies.Status:
+    """Broker, queue depths, runs in flight and event counts."""
     broker = request.app[BROKER]
     database = request.app[DATABASE]
     day_ago = time.time() - 86400
-    return json(
-        bodies.Status(
-            version=VERSION,
-            broker=bodies.BrokerStatus(broker.ready, await _depths(broker)),
-            runs_in_flight=await database.runs.in_flight(),
-            events_last_24h=await database.events.counts(since=day_ago),
-        )
+    return bodies.Status(
+        version=VERSION,
+        broker=bodies.BrokerStatus(broker.ready, await _depths(broker)),
+        runs_in_flight=await database.runs.in_flight(),
+        events_last_24h=await database.events.counts(since=day_ago),
     )
 
 

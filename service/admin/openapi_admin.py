@@ -59,12 +59,16 @@ def _responses(route: Route) -> Schema:
         **route.refusals,
     }
     return {
-        "200": json_response(route.answered, ref(route.answer.__name__)),
+        "200": json_response(_described(route.answer), ref(route.answer.__name__)),
         **{
             str(status): problem(status, text, RETRY_AFTER if status == 503 else None)
             for status, text in sorted(refusals.items())
         },
     }
+
+
+def _described(body: type) -> str:
+    return (body.__doc__ or "").strip()
 
 
 def _path_parameters(path: str) -> list[Schema]:
