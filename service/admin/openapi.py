@@ -2,9 +2,10 @@
 
 Assembled here from its parts: openapi_webhooks.py (the webhook and callback endpoints,
 each with how its sender authenticates and the body it posts), the probes below, and
-openapi_admin.py with openapi_admin_schemas.py (the admin API, `/api/v1`, one scope per
-operation, and the console). This module adds the info, tags, security schemes and shared
-schemas. It describes; it never decides: no route reads this document.
+openapi_admin.py (the admin API, `/api/v1`, built from the route list in routes.py with
+the bodies' schemas derived from their classes, and the console). This module adds the
+info, tags, security schemes and shared schemas. It describes; it never decides: no route
+reads this document.
 tests/integration/test_openapi.py holds it to the live routes with schemathesis, so a
 route changed without its document fails there.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.admin import openapi_admin, openapi_schemas, openapi_webhooks
+from service.admin import openapi_admin, openapi_webhooks
 from service.admin.api import VERSION
 from service.admin.openapi_parts import Schema, json_response, problem
 
@@ -31,7 +32,7 @@ def document() -> dict[str, Any]:
             "schemas": {
                 **_common_schemas(),
                 **openapi_webhooks.schemas(),
-                **openapi_schemas.schemas(),
+                **openapi_admin.schemas(),
             },
             "securitySchemes": _security_schemes(),
         },

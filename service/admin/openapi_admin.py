@@ -1,15 +1,16 @@
 """The admin API (`/api/v1`) and the console page in the OpenAPI document.
 
 One operation per route in routes.ROUTES, the list the router is built from: its scope (in
-its description and as `x-required-scope`), its parameters, its bodies (by class name, from
-openapi_schemas.py) and its refusals, plus the 401/403/503 every admin call may get
-(auth.py). Describes only: no route reads it.
+its description and as `x-required-scope`), its parameters, its bodies (by class name;
+openapi_schemas.py derives their schemas) and its refusals, plus the 401/403/503 every
+admin call may get (auth.py). Describes only: no route reads it.
 """
 
 from __future__ import annotations
 
 import re
 
+from service.admin import openapi_schemas
 from service.admin.openapi_parts import JSON, Schema, json_response, problem, ref
 from service.admin.routes import ROUTES, Param, Route
 
@@ -29,6 +30,12 @@ def paths() -> dict[str, Schema]:
     for route in ROUTES:
         found.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {**found, **_console_path()}
+
+
+def schemas() -> dict[str, Schema]:
+    """The routes' bodies, and each class they name, by class name."""
+    requests = [route.body for route in ROUTES if route.body is not None]
+    return openapi_schemas.schemas([route.answer for route in ROUTES], requests)
 
 
 def _operation(route: Route) -> Schema:

@@ -1,13 +1,15 @@
 """The admin API's bodies in the OpenAPI document, derived from their classes by pydantic.
 
-Every class in bodies.py, and every class its fields name (the store's `LoggedEvent`,
-`Attempt`, `Run`, the automation's `Rule`, ...), becomes one schema under its class name.
-An answer always carries every field, so every property is required in an answer. The store
-keeps statuses and vendors as plain `str`: `REFINED` adds the values the API promises.
+Every body a route answers or takes (bodies.py), and every class its fields name (the
+store's `LoggedEvent`, `Attempt`, `Run`, the automation's `Rule`, ...), becomes one schema
+under its class name. An answer always carries every field, so every property of an answer
+is required. The store keeps statuses and vendors as plain `str`: `REFINED` adds the values
+the API promises.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, get_args
 
 from pydantic import TypeAdapter
@@ -20,16 +22,6 @@ from service.automation.rules import VENDORS, Rule
 from service.runs import RunStatus
 from service.store import eventlog, runs
 
-ANSWERS = (
-    bodies.EventPage,
-    bodies.EventDetail,
-    bodies.RunPage,
-    bodies.DeadLetterList,
-    bodies.ReplayResult,
-    bodies.RuleList,
-    bodies.Status,
-)
-REQUESTS = (bodies.ReplayRequest,)
 NOT_NEGATIVE: Schema = {"minimum": 0}
 REFINED: dict[tuple[type, str], Schema] = {
     (eventlog.LoggedEvent, "status"): {"enum": list(eventlog.STATUSES)},
@@ -48,11 +40,11 @@ REFINED: dict[tuple[type, str], Schema] = {
 }
 
 
-def schemas() -> dict[str, Schema]:
-    """Each body, and each class it names, by class name."""
+def schemas(answers: Iterable[type], requests: Iterable[type]) -> dict[str, Schema]:
+    """Each answer and request body, and each class they name, by class name."""
     modes: list[tuple[type, JsonSchemaMode]] = [
-        *((body, "serialization") for body in ANSWERS),
-        *((body, "validation") for body in REQUESTS),
+        *((body, "serialization") for body in answers),
+        *((body, "validation") for body in requests),
     ]
     _, definitions = TypeAdapter.json_schemas(
         [(body, mode, TypeAdapter(body)) for body, mode in modes],
