@@ -8,6 +8,7 @@ admin call may get (auth.py). Describes only: no route reads it.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from service.admin import openapi_schemas
@@ -32,6 +33,7 @@ def paths() -> dict[str, Schema]:
     return {**found, **_console_path()}
 
 
+@functools.cache  # derived once (pydantic takes ~0.1 s), read on every /openapi.json
 def schemas() -> dict[str, Schema]:
     """The routes' bodies, and each class they name, by class name."""
     requests = [route.body for route in ROUTES if route.body is not None]
