@@ -42,8 +42,8 @@ class Route:
     scope: str
     handler: Answering
     query: tuple[Param, ...] = ()
-    body: type | None = None  # the request body: a class in bodies.py
     refusals: Mapping[int, str] = field(default_factory=dict)  # status -> when, in words
+    body: type | None = None  # the request body: a class in bodies.py
 
     @property
     def name(self) -> str:
@@ -109,60 +109,37 @@ DEAD_LETTERS_QUERY = (
     Param("type", "An AMQP topic pattern of event types (`uipath.job.*`)."),
     Param("since", f"Dead-lettered at or after. {TIME}"),
 )
-REPLAY_REFUSED = (
-    "The body is not a JSON object, a filter is invalid, or no filter was given without "
-    '`"all": true`.'
-)
+EVENTS_400 = _bad_query("type, limit, since, until or cursor")
+EVENT_404 = {404: "No event with this id in the event log."}
+RUNS_400 = _bad_query("limit or cursor")
+DEAD_LETTERS_REFUSED = {**_bad_query("since"), **UNAVAILABLE}
+REPLAY_REFUSED = {
+    400: "The body is not a JSON object, a filter is invalid, or no filter was given without "
+    '`"all": true`.',
+    413: "The body is over `http.max_body_bytes`.",
+    **UNAVAILABLE,
+}
+RULES_400 = {400: "The configured rules are invalid."}
 ROUTES = (
-    Route(
-        "GET",
-        "/api/v1/events",
-        "events:read",
-        api.list_events,
-        EVENTS_QUERY,
-        refusals=_bad_query("type, limit, since, until or cursor"),
-    ),
-    Route(
-        "GET",
-        "/api/v1/events/{id}",
-        "events:read",
-        api.get_event,
-        refusals={404: "No event with this id in the event log."},
-    ),
-    Route(
-        "GET",
-        "/api/v1/runs",
-        "runs:read",
-        api.list_runs,
-        RUNS_QUERY,
-        refusals=_bad_query("limit or cursor"),
-    ),
+    Route("GET", "/api/v1/events", "events:read", api.list_events, EVENTS_QUERY, EVENTS_400),
+    Route("GET", "/api/v1/events/{id}", "events:read", api.get_event, refusals=EVENT_404),
+    Route("GET", "/api/v1/runs", "runs:read", api.list_runs, RUNS_QUERY, RUNS_400),
     Route(
         "GET",
         "/api/v1/dead-letters",
         "events:read",
         api.list_dead_letters,
         DEAD_LETTERS_QUERY,
-        refusals={**_bad_query("since"), **UNAVAILABLE},
+        DEAD_LETTERS_REFUSED,
     ),
     Route(
         "POST",
         "/api/v1/dead-letters/replay",
         "events:replay",
         api.replay_dead_letters,
+        refusals=REPLAY_REFUSED,
         body=bodies.ReplayRequest,
-        refusals={
-            400: REPLAY_REFUSED,
-            413: "The body is over `http.max_body_bytes`.",
-            **UNAVAILABLE,
-        },
     ),
-    Route(
-        "GET",
-        "/api/v1/rules",
-        "rules:read",
-        api.list_rules,
-        refusals={400: "The configured rules are invalid."},
-    ),
+    Route("GET", "/api/v1/rules", "rules:read", api.list_rules, refusals=RULES_400),
     Route("GET", "/api/v1/status", "status:read", api.status),
 )
