@@ -41,6 +41,7 @@ from service.store import Database
 from service.worker import policy
 from service.worker.claims import Claims
 from service.worker.consumer import Consumer
+from service.worker.context import Services
 from service.worker.dispatcher import Dispatcher, Settled
 from service.worker.policy import Retry
 from service.worker.registry import Registry, open_lifespans
@@ -143,6 +144,14 @@ class TestWorker:
         self._dispatcher: Dispatcher | None = None
         self._broker: Broker | None = None
         self._waiting: dict[str, asyncio.Queue[Settled]] = {}
+        self._services: Services | None = None
+
+    @property
+    def services(self) -> Services:
+        """What the handlers see: the clients, and the state the lifespans filled."""
+        if self._services is None:
+            raise RuntimeError("use TestWorker in `async with`")
+        return self._services
 
     async def __aenter__(self) -> TestWorker:
         await self._stack.__aenter__()
@@ -171,7 +180,7 @@ class TestWorker:
         if self.real:
             await self._start_broker(broker)
         resources = await open_resources(self.settings, broker, database, self._stack)
-        services = resources.services()
+        services = self._services = resources.services()
         await open_lifespans(self.registry, services, self._stack)
         if self.real:
             consumer = Consumer(self.settings, broker, self.registry, services, database)

@@ -121,7 +121,8 @@ class Registry:
         """Register an async generator `func(services)` that runs at worker start-up up to
         its `yield` (open a session, a pool; put it in `services.state`) and after the
         worker drained, past its `yield` (close it). Lifespans open in registration order
-        and close in reverse; one that raises stops start-up."""
+        and close in reverse; one that raises stops start-up, and the error is thrown into
+        those opened before it at their `yield` (close in `async with` or `finally`)."""
         self.lifespans.append(func)
         return func
 
