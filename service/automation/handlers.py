@@ -1,5 +1,8 @@
-"""The automation loop as a handler module, built on the public kit: its handlers and its
-lifespan (the poller and the Leapwork schedule check run while the worker consumes).
+"""The automation loop as a handler module, built on the public kit (`from service
+import ...`, as a user's module would): its handlers and its lifespan (the poller and the
+Leapwork schedule check run while the worker consumes). What it needs beyond a user's
+handlers (the store's run tables, the broker, the rules) it finds in the state under
+service.resources.RESOURCES, which the worker puts there and does not export.
 
 The worker includes `registry` when rules exist. Both handlers are idempotent (claimed
 per event id in the store): two copies of one event (a sender's retry, two pollers, a
@@ -14,12 +17,10 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+from service import CloudEvent, Context, Registry, Services
 from service.automation import completion, guards, schedules, starter
 from service.automation.poller import Poller
-from service.cloudevent import CloudEvent
 from service.resources import RESOURCES
-from service.worker.context import Context, Services
-from service.worker.registry import Registry
 
 registry = Registry()
 
@@ -73,8 +74,3 @@ async def _in_background(
         await task
 
     stack.push_async_callback(stop)
-
-
-def register(target: Registry) -> None:
-    """Add the automation handlers and lifespan to `target` (once)."""
-    target.include(registry)

@@ -19,7 +19,9 @@ Settlement, as a table:
 A message is acked only after its work is done, or after its copy is confirmed, and an
 event only after its delivery is in the event log (journal.py: while the store is
 unreachable the message waits, unacked). The acks of one turn of the loop go out together
-(service/bus/acks.py). Idempotent handlers run under a claim (claims.py).
+(service/bus/acks.py). Which handlers run, and how (idempotent ones under a claim:
+claims.py), is dispatcher.py's; what their failures ask for is policy.decide's: the
+in-memory runner (service/testing.py) uses both as they are.
 """
 
 from __future__ import annotations
