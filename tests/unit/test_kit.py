@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,3 +121,15 @@ def test_a_registry_is_included_once_with_its_lifespans() -> None:
 def test_the_kit_is_exported() -> None:
     for name in ("Context", "Services", "State", "StateKey", "Registry", "handler", "lifespan"):
         assert name in service.__all__
+
+
+def test_the_automation_uses_the_kit_through_the_front_door_only() -> None:
+    """The built-in automation is a handler module like a user's: it imports the kit from
+    `service`, never the worker's modules."""
+    folder = Path(service.__file__).parent / "automation"
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        inward = sorted(m for m in modules if m and m.startswith("service.worker"))
+        assert not inward, f"{path.name} imports {inward}: use `from service import ...`"
