@@ -22,7 +22,7 @@ on an event in memory, with the worker's dispatch, retry and dead-letter decisio
 from service.cloudevent import CloudEvent
 from service.errors import RejectEvent, RetryLater
 from service.worker.context import Services, State, StateKey
-from service.worker.registry import Context, Registry, handler, lifespan
+from service.worker.registry import Context, Registry, handler, include, lifespan
 
 __all__ = [
     "CloudEvent",
@@ -34,5 +34,6 @@ __all__ = [
     "State",
     "StateKey",
     "handler",
+    "include",
     "lifespan",
 ]

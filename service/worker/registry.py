@@ -13,7 +13,7 @@ share. Plain decorators, no framework magic.
 
 Patterns are AMQP topic patterns over the event type: `*` is one word, `#` is zero or
 more words. Name your module in `worker.handler_modules` and the worker imports it. A
-module may keep its own `Registry()` and have it included (`registry.include(mine)`).
+module may keep its own `Registry()` and hand it to the worker with `include(mine)`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = [
     "handler",
     "idempotency_key",
     "import_modules",
+    "include",
     "lifespan",
     "open_lifespans",
     "registry",
@@ -149,6 +150,7 @@ class Registry:
 registry = Registry()
 handler = registry.handler
 lifespan = registry.lifespan
+include = registry.include
 
 
 async def open_lifespans(registry: Registry, services: Services, stack: AsyncExitStack) -> None:

@@ -119,8 +119,8 @@ def test_a_registry_is_included_once_with_its_lifespans() -> None:
 
 
 def test_the_kit_is_exported() -> None:
-    for name in ("Context", "Services", "State", "StateKey", "Registry", "handler", "lifespan"):
-        assert name in service.__all__
+    kit = {"Context", "Services", "State", "StateKey", "Registry", "handler", "include", "lifespan"}
+    assert kit <= set(service.__all__)
 
 
 def test_the_automation_uses_the_kit_through_the_front_door_only() -> None:
