@@ -133,3 +133,10 @@ def test_the_automation_uses_the_kit_through_the_front_door_only() -> None:
         modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         inward = sorted(m for m in modules if m and m.startswith("service.worker"))
         assert not inward, f"{path.name} imports {inward}: use `from service import ...`"
+
+
+def test_the_service_never_imports_its_testing_module() -> None:
+    root = Path(service.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if path.name != "testing.py":
+            assert "service.testing" not in path.read_text(encoding="utf-8"), path
