@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from service.receiver.signatures import sign_standard
 from service.simulators.base import Simulator, json_response
@@ -45,7 +46,7 @@ class Run:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
     body: Any
     status: str = "queued"
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -108,7 +109,7 @@ class HttpEndpointSimulator(Simulator):
             id=f"run-{next(self._ids)}", flow=flow,
             correlation_id=request.headers.get("X-Correlation-Id", ""),
             method=request.method, path=request.raw_path.split("?")[0],
-            query=dict(request.query), headers=dict(request.headers),
+            query=dict(request.query), headers=request.headers.copy(),
             body=orjson.loads(raw) if raw.strip() else None,
         )  # fmt: skip
         self.runs[run.id] = run
