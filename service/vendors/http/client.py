@@ -3,8 +3,9 @@ status URL its answer gave.
 
     start   method + URL (the rule's origin; event values only in path and query, encoded)
             + the rule's literal headers + the named credential's headers (only to its
-            hosts) + X-Correlation-Id; the JSON body is the rendered `start.inputs`, with
-            our correlation id and callback URL placed where the rule points
+            hosts) + X-Correlation-Id; the JSON body is the rendered `start.inputs` (less
+            those the URL's variables took), with our correlation id, the callback URL and
+            the run's own callback token placed where the rule points
     status  GET <the rule's origin><status path> with the same credential
 
 HTTPS only, unless a host is listed in `plain_http_hosts` (tests, a sidecar). Errors as
@@ -15,11 +16,13 @@ refused. No error text carries a header, a credential or a query string.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
+from service import callback_tokens
 from service.clients.base import RunnerApi
 from service.errors import ConfigError, VendorRejected
 from service.runs import RunState
@@ -52,16 +55,16 @@ class HttpClient(RunnerApi):
         correlation_id: str,
         callback_url: str | None = None,
         callback_secret: str | None = None,
-        context: Mapping[str, Any] | None = None,
     ) -> RunState:
         """Call the endpoint; answer its outcome if it gave one, else a running run.
 
-        `context` fills the URL's placeholders (the event's, as the rule's templates see it);
-        `callback_secret` is unused: the endpoint signs its callback with a secret of its own."""
+        `callback_secret` is the run's own callback token (callback_tokens.py), or SIGNED
+        when the endpoint is to sign its callback with a secret of its own."""
         spec = self.endpoint(target)
-        url = self.url(spec, context or {})
+        url, rest = self.url(spec, inputs)
         headers = self.headers(spec, url, {spec.correlation_header: correlation_id})
-        body = request_body(spec, inputs, correlation_id, callback_url)
+        callback = Callback(callback_url, callback_secret) if callback_url else None
+        body = request_body(spec, rest, correlation_id, callback)
         response = await self.call(spec.method, url, headers=headers, json=body)
         return started(spec, response, url, correlation_id)
 
@@ -85,13 +88,13 @@ class HttpClient(RunnerApi):
         self._scheme(spec.origin)
         return spec
 
-    def url(self, spec: Endpoint, context: Mapping[str, Any]) -> URL:
-        """The URL with the event's values in its path and query; refused if they would
-        move it (a `..` segment, another host)."""
+    def url(self, spec: Endpoint, inputs: Mapping[str, Any]) -> tuple[URL, dict[str, Any]]:
+        """The URL with the inputs its variables name, and the inputs left for the body;
+        refused if they would move it (a `..` segment, another host)."""
         try:
-            return build_url(spec, context)
+            return build_url(spec, inputs)
         except ValueError as exc:
-            raise VendorRejected(VENDOR, f"the event's values cannot fill the URL: {exc}") from None
+            raise VendorRejected(VENDOR, f"the inputs cannot fill the URL: {exc}") from None
 
     def headers(
         self, spec: Endpoint, url: URL, extra: Mapping[str, str] | None = None
@@ -128,17 +131,30 @@ class HttpClient(RunnerApi):
             )
 
 
+@dataclass(frozen=True)
+class Callback:
+    """Where the run calls back, and its own token (or SIGNED: no token, a signature)."""
+
+    url: str
+    token: str | None = field(default=None, repr=False)
+
+
 def request_body(
-    spec: Endpoint, inputs: Mapping[str, Any], correlation_id: str, callback_url: str | None
+    spec: Endpoint, inputs: Mapping[str, Any], correlation_id: str, callback: Callback | None
 ) -> Any:
-    """The JSON body: the rendered inputs, with our id and callback where the rule says."""
+    """The JSON body: the inputs, with our id, callback URL and token where the rule says."""
     if spec.method not in BODY_METHODS:
         return None
     body: dict[str, Any] = dict(inputs)
     if spec.correlation_pointer:
         body = placed(body, spec.correlation_pointer, correlation_id)
-    if spec.callback_pointer and callback_url:
-        body = placed(body, spec.callback_pointer, callback_url)
+    if callback is None:
+        return body
+    if spec.callback_pointer:
+        body = placed(body, spec.callback_pointer, callback.url)
+    token = callback.token
+    if spec.callback_token_pointer and token and callback_tokens.well_formed(token):
+        body = placed(body, spec.callback_token_pointer, token)
     return body
 
 

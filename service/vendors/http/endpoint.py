@@ -1,22 +1,26 @@
 """Endpoint: what a rule's `start.target` tells the `http` platform to call.
 
     start.target = { method = "POST", credential = "n8n",
-                     url = "https://n8n.example.com/webhook/provision/{{ fact_sheet.id }}",
+                     url = "https://n8n.example.com/webhook/apps/{factSheetId}?name={name}",
                      headers = { "X-Flow" = "provision" },
                      correlation_pointer = "/correlationId", callback_pointer = "/callbackUrl",
-                     run_id = "/executionId", status_url = "location",
-                     state = "/status", states = { success = "succeeded", error = "failed" },
+                     callback_token_pointer = "/callbackToken", run_id = "/executionId",
+                     status_url = "location", state = "/status",
+                     states = { success = "succeeded", error = "failed" },
                      outputs = "/data", detail = "/error" }
+    start.inputs = { factSheetId = "{{ fact_sheet.id }}", name = "{{ fact_sheet.name }}" }
 
-The scheme and host are literal in the rule: a placeholder may stand only in the path or
-the query, where its value is percent-encoded whole (it can add no segment, parameter or
-fragment, and never leave the path for the host). After rendering, the URL's origin is
-checked again. Header values are literal (credentials come from settings, by name), so
-event data can fill the path, the query and the JSON body, nothing else.
+The scheme and host are literal in the rule. A `{name}` variable (RFC 6570 simple
+expansion) may stand only in the path or the query; it takes the rendered input `name`,
+percent-encoded whole (it can add no segment, parameter or fragment, and never reach the
+host), and that input is then sent in the URL only, not in the body. After expansion the
+URL's origin is checked again. Header values are literal and credentials come from
+settings, by name: event data fills the path, the query and the JSON body, nothing else.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -25,7 +29,6 @@ from urllib.parse import quote, urlsplit
 import orjson
 from yarl import URL
 
-from service.automation.templates import PLACEHOLDER, render
 from service.errors import ConfigError
 from service.runs import RunStatus
 from service.vendors.http.settings import HEADER_NAME
@@ -37,13 +40,14 @@ FORBIDDEN_HEADERS = frozenset({
     "authorization", "proxy-authorization", "cookie", "host", "content-length",
     "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive",
 })  # fmt: skip
-_MARK = "zq0placeholder0qz"  # stands in for a placeholder while the URL is parsed
+TEMPLATE = re.compile(r"\{\{.*?\}\}")  # a rule template: never in a target, which is not rendered
+VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MARK = "zq0variable0qz"  # stands in for a variable while the URL is parsed
 _LITERAL_SAFE = "/?&=:;@!$'()*+,~%[]"  # a rule's own URL text is sent as written
-_POINTERS = ("correlation_pointer", "callback_pointer", "run_id", "state", "outputs", "detail")
-_KEYS = {
-    "method", "url", "credential", "headers", "correlation_header", "correlation_pointer",
-    "callback_pointer", "run_id", "status_url", "state", "states", "outputs", "detail",
-}  # fmt: skip
+_POINTERS = ("correlation_pointer", "callback_pointer", "callback_token_pointer", "run_id",
+             "state", "outputs", "detail")  # fmt: skip
+_KEYS = {"method", "url", "credential", "headers", "correlation_header", "status_url", "states",
+         *_POINTERS}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,14 @@ class Endpoint:
     """A rule's endpoint, checked: its URL's origin is fixed, its headers literal."""
 
     method: str
-    url: str  # a template: placeholders only in the path and query
+    url: str  # {name} variables only in the path and query
     origin: URL  # scheme://host[:port], literal in the rule
     credential: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     correlation_header: str = "X-Correlation-Id"
     correlation_pointer: str | None = None  # where the body carries our correlation id
     callback_pointer: str | None = None  # where the body carries the callback URL
+    callback_token_pointer: str | None = None  # ... and the run's own callback token
     run_id: str | None = None  # where the start answer names the run
     status_url: str = "location"  # the Location header, or a pointer into the start answer
     state: str | None = None  # where a status (or start) answer gives the run's state
@@ -92,11 +97,15 @@ def endpoint(target: Mapping[str, Any], key: str) -> Endpoint:
 
 def origin_of(url: str, key: str) -> URL:
     """scheme://host[:port] of a URL template, which must be literal there."""
-    parts = urlsplit(PLACEHOLDER.sub(_MARK, url))
+    if TEMPLATE.search(url):
+        raise ConfigError(key, "takes {name} variables from start.inputs, not {{ templates }}")
+    if "{" in VARIABLE.sub("", url) or "}" in VARIABLE.sub("", url):
+        raise ConfigError(key, "a variable is {name}: letters, digits and _ between braces")
+    parts = urlsplit(VARIABLE.sub(_MARK, url))
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ConfigError(key, "must be an absolute https:// URL")
     if _MARK in parts.scheme + parts.netloc or "\\" in url:
-        raise ConfigError(key, "the scheme and host must be literal: templates only in path/query")
+        raise ConfigError(key, "the scheme and host must be literal: variables only in path/query")
     if "@" in parts.netloc:
         raise ConfigError(key, "no user information in the URL: name a credential instead")
     if parts.fragment or "#" in url:
@@ -111,23 +120,27 @@ def origin_of(url: str, key: str) -> URL:
     return origin
 
 
-def build_url(endpoint: Endpoint, context: Mapping[str, Any]) -> URL:
-    """The URL to call: each placeholder's value percent-encoded whole, the origin unchanged.
-
-    ValueError if the path would hold a `.` or `..` segment, or if the origin moved."""
+def build_url(endpoint: Endpoint, inputs: Mapping[str, Any]) -> tuple[URL, dict[str, Any]]:
+    """The URL to call, each variable's input percent-encoded whole, and the inputs left
+    for the body. ValueError if an input is missing, if the path would hold a `.` or `..`
+    segment, or if the origin moved."""
     base = _base(endpoint.url)
-    rest, pieces, last = endpoint.url[len(base) :], [], 0
-    for match in PLACEHOLDER.finditer(rest):
+    rest, pieces, last, used = endpoint.url[len(base) :], [], 0, set()
+    for match in VARIABLE.finditer(rest):
+        name = match.group(1)
+        if name not in inputs:
+            raise ValueError(f"start.inputs has no {name!r} for the URL's {{{name}}}")
         pieces.append(quote(rest[last : match.start()], safe=_LITERAL_SAFE))
-        pieces.append(quote(_text(render(match.group(0), context)), safe=""))
+        pieces.append(quote(_text(inputs[name]), safe=""))
+        used.add(name)
         last = match.end()
     pieces.append(quote(rest[last:], safe=_LITERAL_SAFE))
     url = URL(base + "".join(pieces), encoded=True)
     if not same_origin(url, endpoint.origin):
-        raise ValueError("the rendered URL left the rule's scheme and host")
+        raise ValueError("the expanded URL left the rule's scheme and host")
     if any(segment in (".", "..") for segment in url.raw_path.split("/")):
-        raise ValueError("a value would make a '.' or '..' path segment")
-    return url
+        raise ValueError("an input would make a '.' or '..' path segment")
+    return url, {name: value for name, value in inputs.items() if name not in used}
 
 
 def same_origin(url: URL, origin: URL) -> bool:
@@ -137,7 +150,7 @@ def same_origin(url: URL, origin: URL) -> bool:
 
 def _base(url: str) -> str:
     """The literal `scheme://authority` a URL template starts with."""
-    parts = urlsplit(PLACEHOLDER.sub(_MARK, url))
+    parts = urlsplit(VARIABLE.sub(_MARK, url))
     return url[: len(parts.scheme) + 3 + len(parts.netloc)]
 
 
@@ -161,7 +174,7 @@ def _method(value: Any, key: str) -> str:
 def _optional_text(value: Any, key: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or PLACEHOLDER.search(value):
+    if not isinstance(value, str) or not value or TEMPLATE.search(value):
         raise ConfigError(key, "must be the literal name of a credential in clients.http")
     return value
 
@@ -184,7 +197,7 @@ def _headers(value: Any, key: str) -> dict[str, str]:
         _header_name(name, key)
         if name.lower() in FORBIDDEN_HEADERS:
             raise ConfigError(f"{key}.{name}", "credentials come from clients.http.credentials")
-        if not isinstance(text, str) or PLACEHOLDER.search(text):
+        if not isinstance(text, str) or TEMPLATE.search(text):
             raise ConfigError(f"{key}.{name}", "must be a literal string (no templates)")
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
             raise ConfigError(f"{key}.{name}", "holds a control character")

@@ -5,11 +5,14 @@ timeouts. Frozen and checked once at start-up; no secret is ever in a repr or an
     timeout_s = 30.0
     run_deadline_s = 86400.0          # an open run this old is written back as timed out
     plain_http_hosts = []             # hosts that may be called over http:// (tests, localhost)
-    callback_secrets = ["whsec_..."]  # Standard Webhooks secrets of /callbacks/http
 
     [clients.http.credentials.n8n]    # named by a rule: start.target.credential = "n8n"
     hosts = ["n8n.example.com"]       # the only hosts these headers are ever sent to
     headers = { "X-N8N-API-KEY" = "..." }
+    # or all credentials as JSON in $HTTP_CREDENTIALS: {"n8n": {"hosts": [...], "headers": {...}}}
+
+    [sources.http]
+    secrets = ["whsec_..."]           # Standard Webhooks secrets of /callbacks/http
 
 A rule names a credential; it never holds one, and event data cannot choose one.
 """
@@ -21,6 +24,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from service.errors import ConfigError
 
@@ -51,8 +56,8 @@ class HttpApi:
     timeout_s: float = 30.0
     run_deadline_s: float = 86400.0
     plain_http_hosts: tuple[str, ...] = ()
-    callback_secrets: tuple[str, ...] = field(default=(), repr=False)
-    credentials: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # name -> {hosts, headers}; a JSON object when it comes from $HTTP_CREDENTIALS
+    credentials: Mapping[str, Any] | str = field(default_factory=dict, repr=False)
 
     def credential(self, name: str) -> Credential | None:
         """The credential called `name`, or None."""
@@ -63,21 +68,41 @@ class HttpApi:
         return host.lower() in {h.lower() for h in self.plain_http_hosts}
 
 
+@dataclass(frozen=True)
+class HttpSource:
+    """`[sources.http]`: the Standard Webhooks secrets the endpoints sign callbacks with."""
+
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+ENVIRONMENT: Mapping[str, str] = {
+    "HTTP_CREDENTIALS": "clients.http.credentials",
+    "HTTP_PLAIN_HTTP_HOSTS": "clients.http.plain_http_hosts",
+    "HTTP_CALLBACK_SECRET": "sources.http.secrets",
+}
+
+
 def named_credentials(api: HttpApi) -> dict[str, Credential]:
-    """Every credential, checked; ConfigError names the key."""
-    if not isinstance(api.credentials, Mapping):
+    """Every credential, checked; ConfigError names the key (never a value)."""
+    raw = api.credentials
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ConfigError(f"{KEY}.credentials", "$HTTP_CREDENTIALS is not JSON") from None
+    if not isinstance(raw, Mapping):
         raise ConfigError(f"{KEY}.credentials", "must be a table of named credentials")
-    return {name: _credential(name, raw) for name, raw in api.credentials.items()}
+    return {str(name): _credential(str(name), value) for name, value in raw.items()}
 
 
-def validate(api: HttpApi) -> None:
+def validate(api: HttpApi, source: HttpSource) -> None:
     """Refuse settings that cannot work, naming the key (never echoing a secret)."""
     if api.timeout_s <= 0:
         raise ConfigError(f"{KEY}.timeout_s", "must be positive")
     if api.run_deadline_s <= 0:
         raise ConfigError(f"{KEY}.run_deadline_s", "must be positive")
-    for secret in api.callback_secrets:
-        _whsec(secret, f"{KEY}.callback_secrets")
+    for secret in source.secrets:
+        _whsec(secret, "sources.http.secrets")
     named_credentials(api)
 
 
