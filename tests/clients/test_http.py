@@ -8,16 +8,20 @@ from typing import Any
 import aiohttp
 import pytest
 
+from service import callback_tokens
 from service.cloudevent import CloudEvent
 from service.errors import VendorRejected, VendorUnavailable
+from service.vendors.adapter import SharedKeys
 from service.vendors.http import callback
 from service.vendors.http.client import HttpClient
-from service.vendors.http.settings import HttpApi
+from service.vendors.http.settings import HttpApi, HttpSource
 from service.vendors.http.simulator import API_KEY_HEADER, FAILURE, HttpEndpointSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 API_KEY = "http-endpoint-api-key-never-logged-7a1c"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SIGNING_KEY = "http-test-callback-signing-key-0042-abcdef"
+KEYS = SharedKeys(300, (SIGNING_KEY,))
 CID = "6f1c2a9e-3b7d-5e40-9a1f-0c2b4d6e8f10"
 INPUTS = {"factSheetId": "95fbeddd", "name": "CRM"}
 
@@ -39,7 +43,6 @@ def api(**overrides: Any) -> HttpApi:
     values: dict[str, Any] = {
         "timeout_s": 5.0,
         "plain_http_hosts": ("127.0.0.1",),
-        "callback_secrets": (WHSEC,),
         "credentials": {"flows": {"hosts": ["127.0.0.1"], "headers": {API_KEY_HEADER: API_KEY}}},
     }
     return HttpApi(**(values | overrides))
@@ -205,18 +208,19 @@ async def test_the_rules_method_literal_headers_and_correlation_header_are_sent(
     assert started.headers["X-Request-Id"] == CID
 
 
-async def test_event_values_fill_the_path_and_query_encoded_whole(
+async def test_inputs_fill_the_urls_variables_encoded_whole_and_leave_the_body(
     client: HttpClient, sim: HttpEndpointSimulator
 ) -> None:
     sim.add_flow("apps")
-    rule = target(f"{sim.base_url}/flows/apps/{{{{ fact_sheet.id }}}}?name={{{{ fact_sheet.name }}}}")
-    sheet = {"id": "a/../../b?x=1#f", "name": "R&D=1&admin=true #2"}
+    rule = target(f"{sim.base_url}/flows/apps/{{id}}?name={{name}}&mode=full")
+    inputs = {"id": "a/../../b?x=1#f", "name": "R&D=1&admin=true #2", "owner": "Ada"}
 
-    await client.start(rule, INPUTS, correlation_id=CID, context={"fact_sheet": sheet})
+    await client.start(rule, inputs, correlation_id=CID)
 
     [started] = sim.runs.values()
     assert started.path == "/flows/apps/a%2F..%2F..%2Fb%3Fx%3D1%23f"
-    assert started.query == {"name": "R&D=1&admin=true #2"}
+    assert started.query == {"name": "R&D=1&admin=true #2", "mode": "full"}
+    assert started.body == {"owner": "Ada"}
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -299,26 +303,57 @@ async def test_plain_http_is_refused_unless_the_host_is_listed(
 # --- the callback -------------------------------------------------------------------------
 
 
-async def test_the_endpoints_signed_callback_completes_the_run(
-    client: HttpClient, sim: HttpEndpointSimulator, inbox: CallbackInbox
-) -> None:
-    url = sim.add_flow("provision", mode="silent")
-    sim.next_outcome("succeeded", {"ticket": "INC-7"})
-
-    await client.start(target(url, callback_pointer="/callbackUrl"), INPUTS,
-                       correlation_id=CID, callback_url=inbox.url)  # fmt: skip
-    arrived = await inbox.next()
-
-    credential = callback.verifier(api(), 300)
-    assert credential is not None
-    credential.verify(arrived.headers, arrived.body)
+def completed_by(arrived: Any) -> Any:
+    """The state an arrived callback completes its run with, through the receiver's steps."""
     facts = callback.normalise(arrived.json())
     assert (facts.type, facts.subject) == ("http.run.succeeded", CID)
     event = CloudEvent(
         id="e1", source="http", type=facts.type, subject=CID, time=None, data=arrived.json()
     )
-    keys, state = callback.parse(event)
-    assert keys == [CID]
+    found = callback.completion(event)
+    assert found.keys == (CID,)
+    return found.state
+
+
+async def test_the_endpoints_signed_callback_completes_the_run(
+    client: HttpClient, sim: HttpEndpointSimulator, inbox: CallbackInbox
+) -> None:
+    url = sim.add_flow("provision", mode="silent")
+    sim.next_outcome("succeeded", {"ticket": "INC-7"})
+    secret = callback.credential(HttpSource((WHSEC,)), SharedKeys(300, ()), CID)
+
+    await client.start(target(url, callback_pointer="/callbackUrl"), INPUTS, correlation_id=CID,
+                       callback_url=inbox.url, callback_secret=secret)  # fmt: skip
+    arrived = await inbox.next()
+
+    assert secret == callback.SIGNED
+    verifier = callback.verifier(HttpSource((WHSEC,)), SharedKeys(300, ()))
+    assert verifier is not None
+    verifier.verify(arrived.headers, arrived.body)
+    state = completed_by(arrived)
     assert (state.status, state.outputs) == ("succeeded", {"ticket": "INC-7"})
+    assert "callbackToken" not in sim.runs["run-1"].body  # "signed" is no token to hand on
     await wait_until(lambda: sim.callbacks)
     assert sim.callbacks[0]["outcome"] == "sent"
+
+
+async def test_an_endpoint_that_cannot_sign_calls_back_with_the_runs_own_token(
+    session: aiohttp.ClientSession, inbox: CallbackInbox
+) -> None:
+    unsigned = HttpEndpointSimulator(API_KEY, None, run_duration_s=0.05)
+    async with unsigned.serve():
+        url = unsigned.add_flow("provision", mode="silent")
+        rule = target(url, callback_pointer="/callbackUrl", callback_token_pointer="/callbackToken")
+        token = callback.credential(HttpSource(), KEYS, CID)
+
+        await HttpClient(session, api()).start(
+            rule, INPUTS, correlation_id=CID, callback_url=inbox.url, callback_secret=token
+        )
+        arrived = await inbox.next()
+
+    assert token == callback_tokens.sign(SIGNING_KEY, "http", CID)
+    assert arrived.headers["Authorization"] == f"Bearer {token}"
+    verifier = callback.verifier(HttpSource(), KEYS)
+    assert verifier is not None
+    verifier.verify(arrived.headers, arrived.body)
+    assert completed_by(arrived).status == "succeeded"

@@ -10,8 +10,9 @@ in-house service), for the `http` platform's tests and the lab.
 - `GET /flows/<name>/runs/<id>` answers `{"id", "status": queued|running|succeeded|failed,
   "outputs", "error"}` with the API key.
 - A run works for `run_duration_s`, then ends with the next outcome and, if its body held
-  a `callbackUrl`, POSTs a Standard Webhooks-signed callback
-  `{"correlationId", "status", "outputs", "detail"}` with the run's X-Correlation-Id.
+  a `callbackUrl`, POSTs `{"correlationId", "status", "outputs", "detail", "runId"}` with
+  the run's X-Correlation-Id: signed (Standard Webhooks) when the simulator has a secret,
+  else with `Authorization: Bearer <the body's callbackToken>`, as a flow that cannot sign.
 Faults (latency, 429 + Retry-After, 5xx, hangs, lost answers, dropped callbacks) as in
 service/simulators/base.py. Never blocks the loop.
 """
@@ -61,7 +62,9 @@ class HttpEndpointSimulator(Simulator):
 
     name = "http"
 
-    def __init__(self, api_key: str, callback_secret: str, run_duration_s: float = 0.2) -> None:
+    def __init__(
+        self, api_key: str, callback_secret: str | None, run_duration_s: float = 0.2
+    ) -> None:
         super().__init__()
         self.api_key = api_key
         self.callback_secret = callback_secret
@@ -164,11 +167,19 @@ class HttpEndpointSimulator(Simulator):
         doc = {"correlationId": run.correlation_id, "status": run.status,
                "outputs": run.outputs, "detail": run.error, "runId": run.id}  # fmt: skip
         body = orjson.dumps(doc)
-        status = await self.post(url, body, self.signed(body))
+        status = await self.post(
+            url, body, self._authenticated(body, run.body.get("callbackToken"))
+        )
         self.callbacks.append({**record, "outcome": "sent", "status": status})
+
+    def _authenticated(self, body: bytes, token: Any) -> dict[str, str]:
+        if self.callback_secret is None:
+            return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        return self.signed(body)
 
     def signed(self, body: bytes) -> dict[str, str]:
         """Standard Webhooks headers for `body`, under the endpoint's secret."""
+        assert self.callback_secret is not None
         msg_id, now = f"msg_{secrets.token_hex(8)}", int(time.time())
         return {
             "Content-Type": "application/json",
