@@ -71,7 +71,7 @@ class HttpClient(RunnerApi):
     async def status(self, run_id: str, target: Mapping[str, Any]) -> RunState:
         """The run's state at its status URL; without one, running: only a callback tells."""
         spec = self.endpoint(target)
-        if not run_id.startswith("/"):
+        if not run_id.startswith("/") or run_id.startswith("//"):
             return RunState(VENDOR, run_id, "running", detail=AWAITING_CALLBACK)
         url = URL(str(spec.origin) + run_id, encoded=True)
         if not same_origin(url, spec.origin):

@@ -194,7 +194,8 @@ def _headers(value: Any, key: str) -> dict[str, str]:
         raise ConfigError(key, "must be a table of header names to literal values")
     headers = {}
     for name, text in value.items():
-        _header_name(name, key)
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
+            raise ConfigError(key, f"{str(name)[:40]!r} is not a header name")
         if name.lower() in FORBIDDEN_HEADERS:
             raise ConfigError(f"{key}.{name}", "credentials come from clients.http.credentials")
         if not isinstance(text, str) or TEMPLATE.search(text):

@@ -6,7 +6,8 @@ in-house service), for the `http` platform's tests and the lab.
   answered by the flow's mode: "async" 202 + `Location: /flows/<name>/runs/<id>` and
   `{"id", "status": "queued", "statusUrl"}`; "sync" 200 `{"id", "status", "outputs"}`
   (the run is over); "elsewhere" 202 with a Location on another host (which must not be
-  followed); "silent" 202 and no status URL at all (only the callback tells).
+  followed); "redirect" 307 to that other host, the run not started; "silent" 202 and no
+  status URL at all (only the callback tells). The other host is `elsewhere`.
 - `GET /flows/<name>/runs/<id>` answers `{"id", "status": queued|running|succeeded|failed,
   "outputs", "error"}` with the API key.
 - A run works for `run_duration_s`, then ends with the next outcome and, if its body held
@@ -34,7 +35,7 @@ from multidict import CIMultiDict
 from service.receiver.signatures import sign_standard
 from service.simulators.base import Simulator, json_response
 
-Mode = Literal["async", "sync", "elsewhere", "silent"]
+Mode = Literal["async", "sync", "elsewhere", "redirect", "silent"]
 API_KEY_HEADER = "X-Api-Key"
 FAILURE = "step 2 of the flow failed: simulated error"
 
@@ -75,6 +76,7 @@ class HttpEndpointSimulator(Simulator):
         self.callbacks: list[dict[str, Any]] = []
         self._outcomes: list[tuple[str, dict[str, Any]]] = []
         self._ids = itertools.count(1)
+        self.elsewhere = "https://elsewhere.example/steal"
 
     def add_flow(self, name: str, mode: Mode = "async") -> str:
         """A flow's start URL."""
@@ -102,6 +104,8 @@ class HttpEndpointSimulator(Simulator):
         flow = request.match_info["flow"]
         if flow not in self.modes:
             return json_response({"error": f"no flow {flow}"}, 404)
+        if self.modes[flow] == "redirect":
+            return json_response({"moved": self.elsewhere}, 307, {"Location": self.elsewhere})
         run = await self._record(request, flow)
         self.spawn(self._work(run))
         return self._answer(run, self.modes[flow])
@@ -125,7 +129,7 @@ class HttpEndpointSimulator(Simulator):
             return json_response(run.answer())
         if mode == "silent":
             return json_response({"accepted": True}, 202)
-        location = "https://elsewhere.example/steal" if mode == "elsewhere" else status_path
+        location = self.elsewhere if mode == "elsewhere" else status_path
         doc = {"id": run.id, "status": run.status, "statusUrl": location}
         return json_response(doc, 202, {"Location": location})
 
