@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
+import structlog
 
 from service.errors import ConfigError
+from service.vendors.adapter import PlannedRun
+from service.vendors.http.client import HttpClient
 from service.vendors.http.endpoint import build_url, endpoint
+from service.vendors.http.preflight import check_rules
 from service.vendors.http.settings import HttpApi, HttpSource, named_credentials, validate
 
 KEY = "rules[r].start.target"
@@ -142,3 +147,23 @@ def test_a_weak_callback_secret_is_refused() -> None:
         validate(HttpApi(), HttpSource(("whsec_c2hvcnQ=",)))
 
     assert caught.value.key == "sources.http.secrets"
+
+
+async def test_preflight_logs_each_rule_that_would_be_refused_never_a_secret() -> None:
+    credentials = {"n8n": {"hosts": ["n8n.example.com"], "headers": {"X-Key": SECRET}}}
+    runs = [
+        PlannedRun("fine", {"url": "https://n8n.example.com/{id}", "credential": "n8n"},
+                   {"id": "{{ fact_sheet.id }}"}),
+        PlannedRun("unknown", {"url": "https://n8n.example.com/", "credential": "n9n"}, {}),
+        PlannedRun("unbound", {"url": "https://evil.example.com/", "credential": "n8n"}, {}),
+        PlannedRun("plain", {"url": "http://n8n.example.com/"}, {}),
+        PlannedRun("variable", {"url": "https://n8n.example.com/{idd}"}, {"id": "x"}),
+    ]  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        client = HttpClient(session, HttpApi(credentials=credentials))
+        with structlog.testing.capture_logs() as logged:
+            await check_rules(client, runs, calls_back=True)
+
+    assert [line["rule"] for line in logged] == ["unknown", "unbound", "plain", "variable"]
+    assert all(line["event"] == "http.rule_refused_at_start" for line in logged)
+    assert SECRET not in str(logged)

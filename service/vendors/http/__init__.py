@@ -9,6 +9,7 @@ by its deadline.
     client.py     the run client: start and status calls
     answer.py     start and status answers -> RunState
     callback.py   /callbacks/http: verification, normalisation, completion
+    preflight.py  at start-up, the rules whose first run would be refused, logged
     openapi.py    the callback endpoint's description
     simulator.py  a simulated endpoint; lab.py wires it into the lab
 """
@@ -26,6 +27,7 @@ from service.vendors.http import callback
 from service.vendors.http.client import HttpClient
 from service.vendors.http.endpoint import endpoint
 from service.vendors.http.openapi import API
+from service.vendors.http.preflight import check_rules
 from service.vendors.http.settings import ENVIRONMENT, HttpApi, HttpSource, validate
 
 
@@ -55,7 +57,12 @@ PLATFORM = Platform[HttpApi, HttpSource](
         completions=callback.COMPLETIONS,
         completion=callback.completion,
     ),
-    running=Running(client=_client, check_target=_check_target, credential=callback.credential),
+    running=Running(
+        client=_client,
+        check_target=_check_target,
+        credential=callback.credential,
+        preflight=check_rules,
+    ),
     api=API,
     lab=_lab,
 )
