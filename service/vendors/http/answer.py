@@ -119,8 +119,9 @@ def _stated(endpoint: Endpoint, doc: Any) -> RunState:
     status = endpoint.states.get(word) or WORDS.get(word.lower().replace(" ", "_"))
     detail = _text(pointer(doc, endpoint.detail))
     if status is None:
-        status = "running"
-        detail = detail or f"the endpoint's state {word[:50]!r} is not mapped (rule: states)"
+        status = "running"  # until a word it knows, or the run's deadline
+        if word:
+            detail = detail or f"the endpoint's state {word[:50]!r} is not mapped (rule: states)"
     return RunState(VENDOR, "", status, word[:50], _outputs(endpoint, doc), detail)
 
 
