@@ -7,6 +7,7 @@ The path of a message, as the modules are named:
       -> receiver/ingest.py     read body (bounded) -> authenticate -> parse -> normalise
            receiver/signatures.py   verifiers on the raw bytes, constant-time
            receiver/normalise.py    sender payload -> type/subject/time/id
+           vendors/<name>/          each platform's callback check, normaliser, client
            cloudevent.py            CloudEvents 1.0 structured JSON
       -> bus/broker.py          persistent publish, awaited confirm, then 202
       => RabbitMQ               bus/topology.py: topic exchange -> work queue (+ dead letters)

@@ -1,7 +1,7 @@
 """Resources: what handlers use, opened once per worker process and closed in one place.
 
 One aiohttp session for every vendor client, the store, the broker, and the rules. A
-vendor's client exists only when its credentials are configured.
+platform's client (service/vendors/) exists only when its credentials are configured.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ from sqlalchemy.engine import make_url
 
 from service.bus.broker import Broker
 from service.clients.leanix import LeanixClient, rate_limit_key
-from service.clients.leapwork import LeapworkClient
 from service.clients.ratelimit import Pacer, RateLimiter, SharedRateLimiter
-from service.clients.robocorp import RobocorpClient
-from service.clients.uipath import UipathClient
-from service.clients.workato import WorkatoClient
 from service.errors import VendorRejected, VendorUnavailable
 from service.runs import RunClient
 from service.settings import ClientsSettings, LeanixApi, Settings
 from service.store import Database
+from service.vendors import registry
 
 log = structlog.get_logger("service.resources")
 
@@ -42,17 +39,12 @@ class Resources:
 
 
 def run_clients(session: aiohttp.ClientSession, clients: ClientsSettings) -> dict[str, RunClient]:
-    """The platform clients whose credentials are configured."""
+    """The platform clients whose credentials are configured (service/vendors/registry.py)."""
     runners: dict[str, RunClient] = {}
-    if clients.leapwork.access_key:
-        runners["leapwork"] = LeapworkClient(session, clients.leapwork)
-    if clients.robocorp.api_key and clients.robocorp.workspace_id:
-        runners["robocorp"] = RobocorpClient(session, clients.robocorp)
-    uipath = clients.uipath
-    if uipath.base_url and uipath.client_id and uipath.client_secret:
-        runners["uipath"] = UipathClient(session, uipath)
-    if clients.workato.api_token:
-        runners["workato"] = WorkatoClient(session, clients.workato)
+    for platform in registry.PLATFORMS:
+        client = platform.running.client(session, platform.client_settings(clients))
+        if client is not None:
+            runners[platform.name] = client
     return runners
 
 

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from service import logs, metrics, processes
 from service.automation import handlers as automation
-from service.automation import schedules
+from service.automation import preflight
 from service.automation.poller import Poller
 from service.automation.rules import VENDORS, check_clients
 from service.automation.rules import load as load_rules
@@ -196,7 +196,7 @@ async def _start_worker(
     stack.push_async_callback(_stop_consumer, consumer, starting, settings.http.shutdown_grace_s)
     if rules:
         await _start_background(Poller(resources).run, stack)
-        await _start_background(partial(schedules.check_at_start, resources), stack)
+        await _start_background(partial(preflight.check_at_start, resources), stack)
     if settings.eventlog.enabled:
         await _start_background(partial(prune_forever, database, settings.eventlog), stack)
     log.info("worker.rules", count=len(rules), vendors=sorted(resources.runners))

@@ -82,8 +82,7 @@ def _security_schemes() -> dict[str, Schema]:
     return {
         "leanixAuthorization": header("Authorization", "One of the values configured in "
                                       "`LEANIX_WEBHOOK_AUTHORIZATION`, e.g. `Bearer 3f9c…`."),
-        "uipathSignature": header("X-UiPath-Signature", "Base64 HMAC-SHA256 of the raw body."),
-        "robocorpSignature": header("x-rc-signature", "Hex HMAC-SHA256 of the raw body."),
+        **openapi_webhooks.security_schemes(),
         "webhookId": header("webhook-id", "Standard Webhooks: unique per message; a retry "
                             "re-uses it."),
         "webhookTimestamp": header("webhook-timestamp", "Standard Webhooks: unix seconds."),

@@ -1,8 +1,8 @@
 """The webhook and callback endpoints in the OpenAPI document, and the bodies they accept.
 
 One `Sender` per endpoint says how its sender authenticates and which schema its body
-follows: LeanIX, UiPath, Robocorp, Leapwork and Workato. Describes only; the receiver
-never reads it.
+follows: LeanIX's here, each platform's from its adapter's `api` (service/vendors/).
+Describes only; the receiver never reads it.
 """
 
 from __future__ import annotations
@@ -10,15 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.admin.openapi_parts import JSON, OBJECT, Schema, json_response, problem, ref
-
-STANDARD_WEBHOOKS: Schema = {"webhookId": [], "webhookTimestamp": [], "webhookSignature": []}
-SIGNED_OR_BEARER = (
-    "Standard Webhooks (`webhook-id`, `webhook-timestamp` within ±5 min, `webhook-signature: "
-    'v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`), or `Authorization: Bearer '
-    "<the run's own token>` (given to the run with the callback URL), which needs the run's "
-    "`correlationId` in the body. With a token, send `webhook-id` if you can: it becomes "
-    "the event's identity (otherwise the body's hash does)."
-)
+from service.vendors import registry
+from service.vendors.adapter import AnyPlatform
 
 
 @dataclass(frozen=True)
@@ -37,23 +30,22 @@ class Sender:
         return self.path.rsplit("/", 1)[-1]
 
 
-SENDERS = (
-    Sender("/webhooks/leanix", "webhooks", "A LeanIX PUSH webhook delivery", "LeanixEvent",
-           [{"leanixAuthorization": []}],
-           "`Authorization` must be one of the configured values (LeanIX signs nothing). "
-           "Payload mode `DEFAULT` or `WRAPPED_EVENT`, or a body reshaped by a callback "
-           "script; `NO_PAYLOAD` (`{}`) gets `400`."),
-    Sender("/callbacks/uipath", "callbacks", "An UiPath Orchestrator webhook", "UiPathEvent",
-           [{"uipathSignature": []}],
-           "`X-UiPath-Signature`: the base64 HMAC-SHA256 of the body with the webhook secret."),
-    Sender("/callbacks/robocorp", "callbacks", "A Robocorp Control Room webhook or run "
-           "callback", "RobocorpEvent", [{"robocorpSignature": []}],
-           "`x-rc-signature`: the hex HMAC-SHA256 of the body with the webhook secret."),
-    Sender("/callbacks/leapwork", "callbacks", "A Leapwork flow's completion callback",
-           "LeapworkCallback", [STANDARD_WEBHOOKS, {"callbackBearer": []}], SIGNED_OR_BEARER),
-    Sender("/callbacks/workato", "callbacks", "A Workato recipe's completion callback",
-           "WorkatoCallback", [STANDARD_WEBHOOKS, {"callbackBearer": []}], SIGNED_OR_BEARER),
-)  # fmt: skip
+LEANIX = Sender("/webhooks/leanix", "webhooks", "A LeanIX PUSH webhook delivery", "LeanixEvent",
+                [{"leanixAuthorization": []}],
+                "`Authorization` must be one of the configured values (LeanIX signs nothing). "
+                "Payload mode `DEFAULT` or `WRAPPED_EVENT`, or a body reshaped by a callback "
+                "script; `NO_PAYLOAD` (`{}`) gets `400`.")  # fmt: skip
+
+
+def _platform_sender(platform: AnyPlatform) -> Sender:
+    api = platform.api
+    security = [dict(alternative) for alternative in api.security]
+    return Sender(
+        platform.receiving.path, "callbacks", api.summary, api.body_name, security, api.auth
+    )
+
+
+SENDERS = (LEANIX, *(_platform_sender(p) for p in registry.PLATFORMS))
 
 
 def paths() -> dict[str, Schema]:
@@ -101,13 +93,13 @@ def _sender_responses(name: str) -> Schema:
 
 def schemas() -> dict[str, Schema]:
     """The body each sender posts, by the name its `Sender` gives."""
-    return {
-        "LeanixEvent": _leanix_event(),
-        "UiPathEvent": _uipath_event(),
-        "RobocorpEvent": _robocorp_event(),
-        "LeapworkCallback": _leapwork_callback(),
-        "WorkatoCallback": _workato_callback(),
-    }
+    bodies = {p.api.body_name: p.api.body for p in registry.PLATFORMS}
+    return {"LeanixEvent": _leanix_event(), **bodies}
+
+
+def security_schemes() -> dict[str, Schema]:
+    """The platforms' own security schemes (Standard Webhooks and bearer are common)."""
+    return {name: s for p in registry.PLATFORMS for name, s in p.api.security_schemes.items()}
 
 
 def _leanix_event() -> Schema:
@@ -131,80 +123,6 @@ def _leanix_event() -> Schema:
             "relation": OBJECT,
             "transactionSequenceNumber": {"type": "integer"},
             "payload": {**OBJECT, "description": "WRAPPED_EVENT mode: the event itself."},
-        },
-        "additionalProperties": True,
-    }  # fmt: skip
-
-
-def _uipath_event() -> Schema:
-    return {
-        "type": "object",
-        "required": ["Type"],
-        "properties": {
-            "Type": {"type": "string", "pattern": r"\.", "examples": ["job.completed"]},
-            "EventId": {"type": ["string", "integer"]},
-            "Timestamp": {"type": "string"},
-            "TenantId": {"type": ["integer", "string"]},
-            "OrganizationUnitId": {"type": ["integer", "string"]},
-            "Job": OBJECT,
-            "Jobs": {"type": "array", "items": OBJECT},
-        },
-        "additionalProperties": True,
-    }
-
-
-def _robocorp_event() -> Schema:
-    return {
-        "type": "object",
-        "required": ["event"],
-        "properties": {
-            "id": {"type": ["string", "integer"]},
-            "event": {"type": "string", "minLength": 1, "examples": ["process_run.completed"]},
-            "webhookEventTimestamp": {"type": "string"},
-            "payload": {
-                "type": "object",
-                "properties": {"workspaceId": {"type": "string"}, "processId": {"type": "string"},
-                               "processRunId": {"type": "string"}, "state": {"type": "string"}},
-                "additionalProperties": True,
-            },
-        },
-        "additionalProperties": True,
-    }  # fmt: skip
-
-
-RUN_TOKEN_ID = "The run's correlation id; required with a run's token, which is checked against it."
-
-
-def _leapwork_callback() -> Schema:
-    return {
-        "type": "object",
-        "required": ["runId"],
-        "properties": {
-            "runId": {"type": "string", "minLength": 1, "description": "The run's RunId."},
-            "scheduleId": {"type": "string"},
-            "status": {"type": "string", "examples": ["Finished"]},
-            "result": {"type": "string", "examples": ["Passed", "Failed"]},
-            "correlationId": {"type": "string", "description": RUN_TOKEN_ID},
-            "finishedAt": {"type": "string"},
-            "outputs": OBJECT,
-        },
-        "additionalProperties": True,
-    }
-
-
-def _workato_callback() -> Schema:
-    return {
-        "type": "object",
-        "required": ["status"],
-        "anyOf": [{"required": ["jobId"]}, {"required": ["correlationId"]}],
-        "properties": {
-            "status": {"enum": ["completed", "failed"], "description": "Also accepted: "
-                       "succeeded, success, error, in any case."},
-            "jobId": {"type": ["string", "integer"]},
-            "correlationId": {"type": "string", "description": RUN_TOKEN_ID},
-            "completedAt": {"type": "string"},
-            "outputs": OBJECT,
-            "error": {"type": "string", "description": "When failed."},
         },
         "additionalProperties": True,
     }  # fmt: skip

@@ -17,7 +17,6 @@ Rules are validated once at start-up; every error names the rule and the key.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,13 +24,9 @@ from typing import Any
 from service.automation.templates import ROOTS, paths
 from service.bus.topics import topic_matches
 from service.errors import ConfigError
+from service.vendors import registry
 
-VENDORS: Mapping[str, tuple[str, ...]] = {
-    "leapwork": ("schedule_id",),
-    "robocorp": ("process_id",),
-    "uipath": ("release_key",),
-    "workato": ("endpoint_url",),
-}
+VENDORS: tuple[str, ...] = registry.names()  # a rule's `start.vendor`
 _WHEN_KEYS = {"fact_sheet_type", "tag", "lifecycle_phase", "fields"}
 _OUTCOME_KEYS = {"fields", "tags", "lifecycle", "lx_state"}
 
@@ -174,35 +169,10 @@ def _vendor(value: Any, key: str) -> str:
 
 
 def _target(value: Any, vendor: str, key: str) -> dict[str, Any]:
+    """The platform's own check of the target (service/vendors/<vendor>/)."""
     target = _table(value, key, required=True)
-    for needed in VENDORS[vendor]:
-        if not target.get(needed):
-            raise ConfigError(f"{key}.{needed}", f"required to start a {vendor} run")
-    if vendor == "workato" and "recipe_id" in target:
-        _recipe_id(target["recipe_id"], f"{key}.recipe_id")
-    if vendor == "leapwork":
-        _guid(target["schedule_id"], f"{key}.schedule_id")
+    registry.platform(vendor).running.check_target(target, key)
     return target
-
-
-def _guid(value: Any, key: str) -> None:
-    """A Leapwork schedule id: its API takes only a GUID, so the client would refuse any
-    other at the first run and the event would be dead-lettered; refuse it at start-up."""
-    try:
-        uuid.UUID(value if isinstance(value, str) else "")
-    except ValueError:
-        raise ConfigError(
-            key, "must be a Leapwork schedule id (a GUID, as GET /api/v4/schedules lists it)"
-        ) from None
-
-
-def _recipe_id(value: Any, key: str) -> None:
-    """A Workato recipe id (the recipe whose jobs are polled): a positive integer."""
-    number = value if isinstance(value, int) and not isinstance(value, bool) else None
-    if isinstance(value, str) and value.isdigit():
-        number = int(value)
-    if number is None or number <= 0:
-        raise ConfigError(key, "must be a Workato recipe id (a positive integer)")
 
 
 def _conditions(when: Mapping[str, Any], key: str) -> Conditions:

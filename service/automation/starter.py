@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from service import callback_tokens
 from service.automation.factsheet import flatten, snapshot
 from service.automation.rules import Rule
 from service.automation.templates import render
@@ -26,6 +25,7 @@ from service.errors import RejectEvent, RetryLater
 from service.resources import Resources
 from service.runs import RunClient, RunState
 from service.store.runs import Run
+from service.vendors import registry
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:leanix-bridge:run")
 
@@ -156,16 +156,19 @@ def callback_for(
 ) -> tuple[str | None, str | None]:
     """Where and with what credential a run should call back; (None, None) to poll only.
 
-    Robocorp signs its callbacks with the webhook secret it is given. A Leapwork flow or a
-    Workato recipe cannot sign: each run gets its own token, bound to its correlation id
-    (callback_tokens.py), so a token seen in one run's start cannot complete another run.
+    The platform says what its run is given (its adapter's `running.credential`): Robocorp
+    signs with its webhook secret; a Leapwork flow or a Workato recipe cannot sign, so
+    each run gets its own token, bound to its correlation id (callback_tokens.py); UiPath
+    calls back through its tenant webhook, if configured, so gets nothing.
     """
-    sources = resources.settings.sources
-    url = resources.settings.automation.callback_base_url.rstrip("/") + f"/callbacks/{vendor}"
-    if not resources.settings.automation.callback_base_url:
+    base_url = resources.settings.automation.callback_base_url
+    if not base_url:
         return None, None
-    if vendor == "robocorp" and sources.robocorp.secrets:
-        return url, sources.robocorp.secrets[0]
-    if vendor in ("leapwork", "workato") and sources.callback_signing_keys:
-        return url, callback_tokens.sign(sources.callback_signing_keys[0], vendor, correlation_id)
-    return None, None  # UiPath calls back through its tenant webhook, if configured
+    platform = registry.platform(vendor)
+    sources = resources.settings.sources
+    secret = platform.running.credential(
+        platform.source_settings(sources), registry.shared_keys(sources), correlation_id
+    )
+    if secret is None:
+        return None, None
+    return base_url.rstrip("/") + platform.receiving.path, secret

@@ -1,4 +1,8 @@
-"""Sources: each HTTP endpoint's sender, how it authenticates, and how it is normalised."""
+"""Sources: each HTTP endpoint's sender, how it authenticates, and how it is normalised.
+
+LeanIX's webhook is the system of record's own; every platform's callback endpoint comes
+from the platform registry (service/vendors/registry.py).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,10 @@ from typing import Any
 
 from service.receiver import normalise
 from service.receiver.normalise import Facts
-from service.receiver.runtoken import RunCallback, RunToken
-from service.receiver.signatures import (
-    BodyHmac,
-    StandardWebhooks,
-    StaticAuthorization,
-    Verifier,
-)
-from service.settings import CallbackSource, SourcesSettings
+from service.receiver.signatures import StaticAuthorization, Verifier
+from service.settings import SourcesSettings
+from service.vendors import registry
+from service.vendors.adapter import AnyPlatform, SharedKeys
 
 
 @dataclass(frozen=True)
@@ -27,61 +27,23 @@ class Source:
     enable_hint: str
 
 
-def _callback(
-    settings: CallbackSource, tolerance_s: int, token: RunToken | None
-) -> Verifier | None:
-    signed = StandardWebhooks(settings.secrets, tolerance_s) if settings.secrets else None
-    if signed is None and token is None:
-        return None
-    return RunCallback(signed, token)
+def _leanix(settings: SourcesSettings) -> Source:
+    values = settings.leanix.authorization
+    verifier = StaticAuthorization(values) if values else None
+    hint = "set LEANIX_WEBHOOK_AUTHORIZATION"
+    return Source("leanix", "/webhooks/leanix", verifier, normalise.leanix, hint)
 
 
-def _run_token(vendor: str, settings: SourcesSettings) -> RunToken | None:
-    """Each run's own callback token (runtoken.py), if a signing key is configured."""
-    keys = settings.callback_signing_keys
-    return RunToken(vendor, keys) if keys else None
+def _platform(platform: AnyPlatform, settings: SourcesSettings, keys: SharedKeys) -> Source:
+    receiving = platform.receiving
+    verifier = receiving.verifier(platform.source_settings(settings), keys)
+    return Source(
+        platform.name, receiving.path, verifier, receiving.normalise, receiving.enable_hint
+    )
 
 
 def build(settings: SourcesSettings) -> tuple[Source, ...]:
     """Every source, each with its verifier (or None when it has no credential)."""
-    leanix = settings.leanix.authorization
-    uipath = settings.uipath.secrets
-    robocorp = settings.robocorp.secrets
-    tolerance = settings.timestamp_tolerance_s
-    return (
-        Source(
-            "leanix",
-            "/webhooks/leanix",
-            StaticAuthorization(leanix) if leanix else None,
-            normalise.leanix,
-            "set LEANIX_WEBHOOK_AUTHORIZATION",
-        ),
-        Source(
-            "uipath",
-            "/callbacks/uipath",
-            BodyHmac("X-UiPath-Signature", "base64", uipath) if uipath else None,
-            normalise.uipath,
-            "set UIPATH_WEBHOOK_SECRET",
-        ),
-        Source(
-            "robocorp",
-            "/callbacks/robocorp",
-            BodyHmac("x-rc-signature", "hex", robocorp) if robocorp else None,
-            normalise.robocorp,
-            "set ROBOCORP_WEBHOOK_SECRET",
-        ),
-        Source(
-            "leapwork",
-            "/callbacks/leapwork",
-            _callback(settings.leapwork, tolerance, _run_token("leapwork", settings)),
-            normalise.leapwork,
-            "set CALLBACK_SIGNING_KEY (run tokens) or LEAPWORK_CALLBACK_SECRET",
-        ),
-        Source(
-            "workato",
-            "/callbacks/workato",
-            _callback(settings.workato, tolerance, _run_token("workato", settings)),
-            normalise.workato,
-            "set CALLBACK_SIGNING_KEY (run tokens) or WORKATO_CALLBACK_SECRET",
-        ),
-    )
+    keys = registry.shared_keys(settings)
+    platforms = (_platform(p, settings, keys) for p in registry.PLATFORMS)
+    return (_leanix(settings), *platforms)

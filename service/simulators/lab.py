@@ -2,7 +2,9 @@
 
 Used by the end-to-end tests and by `make demo`, so both exercise the same set-up: a
 LeanIX workspace with Fact Sheets, one automation target per platform, the platforms
-calling back to the service's receiver, and one rule per platform.
+calling back to the service's receiver, and one rule per platform. Each platform's part
+comes from its adapter (`lab`, service/vendors/<name>/lab.py); `lab.<name>` is that
+platform's simulator.
 """
 
 from __future__ import annotations
@@ -16,28 +18,15 @@ from typing import Any
 from service.settings import Settings, from_mapping
 from service.simulators.base import Simulator
 from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
-from service.simulators.leapwork import LeapworkSimulator
-from service.simulators.robocorp import RobocorpSimulator
-from service.simulators.uipath import UipathSimulator
-from service.simulators.workato import WorkatoSimulator
+from service.vendors import registry
+from service.vendors.adapter import LabPlatform
 
-VENDORS = ("leapwork", "robocorp", "uipath", "workato")
+VENDORS = registry.names()
 HUMAN_USER = "9d0a7e52-3c1b-4f6e-8a2d-5b4c3e2f1a00"  # an architect editing in LeanIX
 
 # Credentials between the lab's parts: local, throwaway values.
 LEANIX_WEBHOOK_AUTH = "Bearer lab-leanix-webhook-credential"
-UIPATH_WEBHOOK_SECRET = "lab-uipath-webhook-secret"
-ROBOCORP_CALLBACK_SECRET = "lab-robocorp-callback-secret"
 CALLBACK_SIGNING_KEY = "lab-callback-signing-key-0123456789abcdef"  # signs each run's token
-LEAPWORK_ACCESS_KEY = "lab-leapwork-key"
-ROBOCORP_API_KEY = "lab-robocorp-key"
-ROBOCORP_WORKSPACE = "ws-lab"
-UIPATH_CLIENT = ("lab-uipath-client", "lab-uipath-client-secret")
-WORKATO_API_TOKEN = "lab-workato-token"
-WORKATO_DEVELOPER_TOKEN = "lab-workato-developer-token"
-SCHEDULE_ID = "ff9cf360-3fb2-4914-b423-16358a954e86"
-PROCESS_ID = "2ab4fb3b-6faa-4017-8e1b-f75aa0cb3ffa"
-RELEASE_KEY = "3a2250c2-ce67-43a3-8853-ab051a19adee"
 
 
 def _merged(tree: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,26 +53,19 @@ class Lab:
     run_duration_s: float = 0.2
     service_port: int = field(default_factory=free_port)
     leanix: LeanixSimulator = field(init=False)
-    leapwork: LeapworkSimulator = field(init=False)
-    robocorp: RobocorpSimulator = field(init=False)
-    uipath: UipathSimulator = field(init=False)
-    workato: WorkatoSimulator = field(init=False)
+    platforms: dict[str, LabPlatform] = field(init=False)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        duration = self.run_duration_s
         self.leanix = LeanixSimulator()
-        self.leapwork = LeapworkSimulator(LEAPWORK_ACCESS_KEY, run_duration_s=duration)
-        self.robocorp = RobocorpSimulator(
-            ROBOCORP_API_KEY, ROBOCORP_WORKSPACE, run_duration_s=duration
-        )
-        client_id, secret = UIPATH_CLIENT
-        self.uipath = UipathSimulator(
-            client_id=client_id, client_secret=secret, run_duration_s=duration
-        )
-        self.workato = WorkatoSimulator(
-            WORKATO_API_TOKEN, developer_token=WORKATO_DEVELOPER_TOKEN, run_duration_s=duration
-        )
+        self.platforms = {p.name: p.lab(self.run_duration_s) for p in registry.PLATFORMS}
+
+    def __getattr__(self, name: str) -> Any:
+        """`lab.<platform>`: that platform's simulator."""
+        platforms = self.__dict__.get("platforms", {})
+        if name not in platforms:
+            raise AttributeError(name)
+        return platforms[name].simulator
 
     @property
     def service_url(self) -> str:
@@ -91,7 +73,7 @@ class Lab:
 
     @property
     def simulators(self) -> tuple[Simulator, ...]:
-        return (self.leanix, self.leapwork, self.robocorp, self.uipath, self.workato)
+        return (self.leanix, *(p.simulator for p in self.platforms.values()))
 
     @contextlib.asynccontextmanager
     async def running(
@@ -102,25 +84,12 @@ class Lab:
             for offset, simulator in enumerate(self.simulators):
                 port = first_port + offset if first_port else 0
                 await stack.enter_async_context(simulator.serve(host, port))
-            self.targets = self._targets()
+            # Fixed ids, so a configuration written for the lab (deploy/demo-rules.toml) fits.
+            self.targets = {name: p.target() for name, p in self.platforms.items()}
             service = (service_url or self.service_url).rstrip("/")
-            self.uipath.configure_webhook(f"{service}/callbacks/uipath", UIPATH_WEBHOOK_SECRET)
+            for name, platform in self.platforms.items():
+                platform.connect(service + registry.platform(name).receiving.path)
             yield self
-
-    def _targets(self) -> dict[str, dict[str, Any]]:
-        # Fixed ids, so a configuration written for the lab (deploy/demo-rules.toml) fits.
-        schedule = self.leapwork.add_schedule("Regression", ["Login", "Order"], True, SCHEDULE_ID)
-        process = self.robocorp.add_process("Decommission application", PROCESS_ID)
-        release = self.uipath.add_release(RELEASE_KEY, process_key="Provision_App")
-        return {
-            "leapwork": {"schedule_id": schedule},
-            "robocorp": {"process_id": process},
-            "uipath": {"release_key": release, "folder_id": 1},
-            "workato": {  # the API recipe, and its recipe function whose jobs are polled
-                "endpoint_url": self.workato.add_endpoint("onboard"),
-                "recipe_id": self.workato.function_id("onboard"),
-            },
-        }
 
     def rule(self, vendor: str, **overrides: Any) -> dict[str, Any]:
         """A rule that starts a run on `vendor` for Application changes and writes back."""
@@ -157,27 +126,25 @@ class Lab:
         return from_mapping(_merged(tree, base or {}))
 
     def _sources(self) -> dict[str, Any]:
+        platforms = {name: p.sources() for name, p in self.platforms.items()}
         return {
             "leanix": {"authorization": [LEANIX_WEBHOOK_AUTH]},
-            "uipath": {"secrets": [UIPATH_WEBHOOK_SECRET]},
-            "robocorp": {"secrets": [ROBOCORP_CALLBACK_SECRET]},
+            **{name: table for name, table in platforms.items() if table},
             "callback_signing_keys": [CALLBACK_SIGNING_KEY],
         }
 
     def _clients(self) -> dict[str, Any]:
-        client_id, secret = UIPATH_CLIENT
-        uipath = self.uipath
+        leanix = {"base_url": self.leanix.base_url, "api_token": DEFAULT_API_TOKEN}
+        return {"leanix": leanix, **{n: p.clients() for n, p in self.platforms.items()}}
+
+    def credentials(self) -> dict[str, str]:
+        """The environment variables that point a service at the served lab."""
+        platforms = (p.credentials() for p in self.platforms.values())
         return {
-            "leanix": {"base_url": self.leanix.base_url, "api_token": DEFAULT_API_TOKEN},
-            "leapwork": {"base_url": self.leapwork.base_url, "access_key": LEAPWORK_ACCESS_KEY},
-            "robocorp": {"base_url": f"{self.robocorp.base_url}/api/v1",
-                         "api_key": ROBOCORP_API_KEY, "workspace_id": ROBOCORP_WORKSPACE},
-            "uipath": {"base_url": uipath.orchestrator_url, "identity_url": uipath.identity_url,
-                       "client_id": client_id, "client_secret": secret, "folder_id": 1},
-            "workato": {"api_token": WORKATO_API_TOKEN,
-                        "developer_api_url": self.workato.developer_api_url,
-                        "developer_api_token": WORKATO_DEVELOPER_TOKEN},
-        }  # fmt: skip
+            "LEANIX_API_TOKEN": DEFAULT_API_TOKEN,
+            "LEANIX_WEBHOOK_AUTHORIZATION": LEANIX_WEBHOOK_AUTH,
+            **{name: value for table in platforms for name, value in table.items()},
+        }
 
     async def change(self, fact_sheet_id: str, event_type: str = "FactSheetUpdatedEvent") -> int:
         """An architect changed a Fact Sheet: LeanIX sends the webhook to the service."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 import aiohttp
 
@@ -77,8 +77,7 @@ class SharedKeys:
 # --- Receiving: the callback endpoint -----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(NamedTuple):
     """What a callback event says about a run: the keys to find it by, and its state.
 
     `keys` are tried in order against the stored run's vendor run id and correlation id;
@@ -178,7 +177,10 @@ class ApiDescription:
 class LabPlatform(Protocol):
     """The platform's simulator in the lab (simulators/lab.py), wired to the service."""
 
-    simulator: Simulator
+    @property
+    def simulator(self) -> Simulator:
+        """The platform's simulator (served by the lab)."""
+        ...
 
     def target(self) -> dict[str, Any]:
         """A rule's `start.target` on the running simulator (fixed ids: deploy/demo-rules)."""
@@ -253,3 +255,14 @@ def run_token(vendor: str, keys: SharedKeys, correlation_id: str) -> str | None:
     if not keys.signing_keys:
         return None
     return callback_tokens.sign(keys.signing_keys[0], vendor, correlation_id)
+
+
+def event_data(event: CloudEvent) -> Mapping[str, Any]:
+    """A callback event's data as a mapping (empty when it is not an object)."""
+    return event.data if isinstance(event.data, Mapping) else {}
+
+
+def outputs(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The run's `outputs` object in a callback's data (empty when absent or not one)."""
+    found = data.get("outputs")
+    return found if isinstance(found, Mapping) else {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from service.vendors.adapter import AnyPlatform
+from service.settings import SourcesSettings
+from service.vendors.adapter import AnyPlatform, SharedKeys
 
 PACKAGES = (
     "service.vendors.leapwork",
@@ -35,3 +36,8 @@ def platform(name: str) -> AnyPlatform:
 def find(name: str) -> AnyPlatform | None:
     """The platform called `name`, or None."""
     return _BY_NAME.get(name)
+
+
+def shared_keys(sources: SourcesSettings) -> SharedKeys:
+    """What every platform's callback check shares, from `[sources]`."""
+    return SharedKeys(sources.timestamp_tolerance_s, sources.callback_signing_keys)

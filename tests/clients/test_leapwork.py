@@ -10,12 +10,12 @@ import orjson
 import pytest
 
 from service import callback_tokens
-from service.clients.leapwork import LeapworkClient
 from service.errors import VendorRejected, VendorUnavailable
-from service.receiver import normalise
 from service.receiver.runtoken import RunToken
 from service.settings import LeapworkApi
-from service.simulators.leapwork import LeapworkSimulator
+from service.vendors.leapwork import callback as leapwork
+from service.vendors.leapwork.client import LeapworkClient
+from service.vendors.leapwork.simulator import LeapworkSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 KEY = "Mo87Nc4qDAtzJNDb"
@@ -171,7 +171,7 @@ async def test_the_flow_calls_back_with_its_runs_own_token(
     callback = await inbox.next()
     credential = RunToken("leapwork", [SIGNING_KEY]).verify(callback.headers, callback.body)
     assert credential.scheme == "run-token"
-    facts = normalise.leapwork(orjson.loads(callback.body))
+    facts = leapwork.normalise(orjson.loads(callback.body))
     assert (facts.type, facts.subject) == ("leapwork.run.finished", run.run_id)
     body = orjson.loads(callback.body)
     assert body["correlationId"] == "fs-42"

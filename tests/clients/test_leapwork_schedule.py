@@ -14,13 +14,13 @@ import aiohttp
 import pytest
 import structlog
 
-from service.automation import schedules
+from service.automation import preflight
 from service.automation.rules import load as load_rules
-from service.clients.leapwork import LeapworkClient, variable_names
 from service.errors import VendorRejected
 from service.resources import Resources
 from service.settings import LeapworkApi, from_mapping
-from service.simulators.leapwork import LeapworkSimulator
+from service.vendors.leapwork.client import LeapworkClient, variable_names
+from service.vendors.leapwork.simulator import LeapworkSimulator
 from tests.clients.support import wait_until
 
 KEY = "Mo87Nc4qDAtzJNDb"
@@ -128,7 +128,7 @@ async def test_a_schedule_without_our_variables_is_named_with_the_missing_ones(
 ) -> None:
     bare = sim.add_schedule("Bare", variables=["factSheetId"])
     with structlog.testing.capture_logs() as logs:
-        await schedules.check_schedules(resources(client, bare))
+        await preflight.check_targets(resources(client, bare))
 
     [warning] = [e for e in logs if e["event"] == "leapwork.schedule_variables_missing"]
     assert warning["log_level"] == "warning"
@@ -144,8 +144,8 @@ async def test_a_schedule_defining_every_variable_passes_quietly(
     full = sim.add_schedule("Full", variables=["factSheetId", "extra0", *OURS])
     no_callbacks = sim.add_schedule("Polled", variables=["factSheetId", "extra0", "correlationId"])
     with structlog.testing.capture_logs() as logs:
-        await schedules.check_schedules(resources(client, full))
-        await schedules.check_schedules(resources(client, no_callbacks, callbacks=False))
+        await preflight.check_targets(resources(client, full))
+        await preflight.check_targets(resources(client, no_callbacks, callbacks=False))
     assert logs == []
 
 
@@ -154,8 +154,8 @@ async def test_one_read_per_schedule_and_none_for_dry_runs(
 ) -> None:
     shared = sim.add_schedule("Shared", variables=[])
     with structlog.testing.capture_logs() as logs:
-        await schedules.check_schedules(resources(client, shared, shared))
-        await schedules.check_schedules(resources(client, shared, dry_run=True))
+        await preflight.check_targets(resources(client, shared, shared))
+        await preflight.check_targets(resources(client, shared, dry_run=True))
     [warning] = logs
     assert warning["rules"] == ["regression-0", "regression-1"]
     assert warning["missing"] == sorted(["factSheetId", "extra0", "extra1", *OURS])
@@ -166,7 +166,7 @@ async def test_a_controller_that_lists_no_variables_is_said_to_be_unverified(
 ) -> None:
     documented = sim.add_schedule("Documented")
     with structlog.testing.capture_logs() as logs:
-        await schedules.check_schedules(resources(client, documented))
+        await preflight.check_targets(resources(client, documented))
     [entry] = logs
     assert entry["event"] == "leapwork.schedule_variables_unverified"
     assert entry["log_level"] == "info"
@@ -178,8 +178,8 @@ async def test_an_unreachable_or_unknown_schedule_is_logged_not_raised(
 ) -> None:
     sim.faults.fail(503)
     with structlog.testing.capture_logs() as logs:
-        await schedules.check_schedules(resources(client, sim.add_schedule("Down")))
-        await schedules.check_schedules(resources(client, UNKNOWN))
+        await preflight.check_targets(resources(client, sim.add_schedule("Down")))
+        await preflight.check_targets(resources(client, UNKNOWN))
     assert [e["event"] for e in logs] == ["leapwork.schedule_check_failed"] * 2
     assert "503" in logs[0]["error"] and f"no schedule {UNKNOWN}" in logs[1]["error"]
 
@@ -188,7 +188,7 @@ async def test_no_leapwork_client_means_nothing_to_check(client: LeapworkClient)
     found = resources(client, UNKNOWN)
     found.runners = {}
     with structlog.testing.capture_logs() as logs:
-        await schedules.check_schedules(found)
+        await preflight.check_targets(found)
     assert logs == []
 
 
@@ -198,7 +198,7 @@ async def test_the_check_at_start_gives_way_to_a_stopping_worker(
     sim.faults.hang()  # the controller never answers
     halt = asyncio.Event()
     checking = asyncio.create_task(
-        schedules.check_at_start(resources(client, sim.add_schedule("Hung")), halt)
+        preflight.check_at_start(resources(client, sim.add_schedule("Hung")), halt)
     )
     await wait_until(lambda: sim.faults.requests)  # the check is under way
     halt.set()
@@ -214,7 +214,7 @@ async def test_a_crashed_check_is_logged(client: LeapworkClient) -> None:
     found = resources(client, UNKNOWN)
     found.runners = {"leapwork": broken}
     with structlog.testing.capture_logs() as logs:
-        await schedules.check_at_start(found, asyncio.Event())
+        await preflight.check_at_start(found, asyncio.Event())
     assert [(e["event"], e["error"]) for e in logs] == [
         ("leapwork.schedule_check_crashed", "RuntimeError('a bug')")
     ]

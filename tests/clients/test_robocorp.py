@@ -9,12 +9,12 @@ import aiohttp
 import orjson
 import pytest
 
-from service.clients.robocorp import RobocorpClient, started_run_id
 from service.errors import Unauthorized, VendorRejected, VendorUnavailable
-from service.receiver import normalise
 from service.receiver.signatures import BodyHmac
 from service.settings import RobocorpApi
-from service.simulators.robocorp import RobocorpSimulator
+from service.vendors.robocorp import callback as robocorp
+from service.vendors.robocorp.client import RobocorpClient, started_run_id
+from service.vendors.robocorp.simulator import RobocorpSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 KEY = "rc-wskey-7d1e0c9b5a"
@@ -143,7 +143,7 @@ async def test_the_signed_callback_verifies_and_normalises(
     BodyHmac("x-rc-signature", "hex", [SECRET]).verify(callback.headers, callback.body)
     with pytest.raises(Unauthorized):
         BodyHmac("x-rc-signature", "hex", ["other"]).verify(callback.headers, callback.body)
-    facts = normalise.robocorp(orjson.loads(callback.body))
+    facts = robocorp.normalise(orjson.loads(callback.body))
     assert facts.type == f"robocorp.process_run.{outcome}"
     assert (facts.subject, facts.source) == (run.run_id, f"robocorp:{WORKSPACE}")
     payload = orjson.loads(callback.body)["payload"]

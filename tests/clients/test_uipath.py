@@ -11,13 +11,13 @@ import orjson
 import pytest
 
 from service.clients.base import Response
-from service.clients.uipath import START_JOBS, UipathClient, job_run_state, output_arguments
 from service.errors import VendorRejected, VendorUnavailable
-from service.receiver import normalise
 from service.receiver.signatures import BodyHmac
 from service.runs import RunState
 from service.settings import UipathApi
-from service.simulators.uipath import UipathSimulator
+from service.vendors.uipath import callback as uipath
+from service.vendors.uipath.client import START_JOBS, UipathClient, job_run_state, output_arguments
+from service.vendors.uipath.simulator import UipathSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 CLIENT_SECRET = "uipath-client-secret-never-logged-5f2a"
@@ -413,7 +413,7 @@ async def test_a_signed_webhook_reaches_our_receiver_and_parses(
 
     BodyHmac("X-UiPath-Signature", "base64", [WEBHOOK_SECRET]).verify(headers, body)
     payload = orjson.loads(body)
-    facts = normalise.uipath(payload)
+    facts = uipath.normalise(payload)
     assert facts.type == f"uipath.{event_type}"
     assert facts.subject == run.run_id
     assert facts.source == "uipath:1"
@@ -459,7 +459,7 @@ async def test_a_webhook_added_over_the_api_is_sent_only_its_events(
 
     headers, body = await asyncio.wait_for(inbox.received.get(), 5)
     BodyHmac("X-UiPath-Signature", "base64", [WEBHOOK_SECRET]).verify(headers, body)
-    assert normalise.uipath(orjson.loads(body)).subject == faulted.run_id
+    assert uipath.normalise(orjson.loads(body)).subject == faulted.run_id
     assert inbox.received.empty()
 
 

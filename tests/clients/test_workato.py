@@ -12,13 +12,13 @@ import pytest
 
 from service import callback_tokens
 from service.clients.base import Response
-from service.clients.workato import WorkatoClient, answered
-from service.clients.workato_jobs import MAX_PAGES, job_run_state
 from service.errors import VendorRejected, VendorUnavailable
-from service.receiver import normalise
 from service.receiver.runtoken import RunCallback, RunToken
 from service.settings import WorkatoApi
-from service.simulators.workato import FAILURE, FUNCTION_STOPPED, WorkatoSimulator
+from service.vendors.workato import callback as workato
+from service.vendors.workato.client import WorkatoClient, answered
+from service.vendors.workato.jobs import MAX_PAGES, job_run_state
+from service.vendors.workato.simulator import FAILURE, FUNCTION_STOPPED, WorkatoSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 API_TOKEN = "workato-api-token-never-logged-91bd"
@@ -125,7 +125,7 @@ async def test_the_api_recipe_hands_the_work_to_its_function_and_its_job_ends(
     receiver.check(headers)
     assert receiver.verify(headers, body).scheme == "run-token"
     payload = orjson.loads(body)
-    assert normalise.workato(payload).type == "workato.job.completed"
+    assert workato.normalise(payload).type == "workato.job.completed"
     assert (payload["jobId"], payload["correlationId"]) == (work.handle, CID)
     assert payload["outputs"] == {"echo": INPUTS}
     assert sim.calls[0]["callbackToken"] is True
@@ -144,7 +144,7 @@ async def test_a_failed_function_job_calls_back_failed_with_its_error(
     headers, body = await inbox.next()
 
     payload = orjson.loads(body)
-    assert normalise.workato(payload).type == "workato.job.failed"
+    assert workato.normalise(payload).type == "workato.job.failed"
     assert payload["correlationId"] == "c"
     assert payload["error"] == FAILURE
     assert headers["Authorization"] == "Bearer t"

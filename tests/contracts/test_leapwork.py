@@ -11,10 +11,10 @@ import aiohttp
 import orjson
 import pytest
 
-from service.clients.leapwork import LeapworkClient
 from service.errors import VendorRejected, VendorUnavailable
 from service.settings import LeapworkApi
-from service.simulators.leapwork import LeapworkSimulator
+from service.vendors.leapwork.client import LeapworkClient
+from service.vendors.leapwork.simulator import LeapworkSimulator
 from tests.clients.support import poll_state
 from tests.contracts.contract import contract
 from tests.contracts.recording import Recorder, operation_problems, outside_contract

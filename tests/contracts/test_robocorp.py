@@ -9,10 +9,10 @@ import aiohttp
 import orjson
 import pytest
 
-from service.clients.robocorp import RobocorpClient
 from service.errors import VendorRejected
 from service.settings import RobocorpApi
-from service.simulators.robocorp import RobocorpSimulator
+from service.vendors.robocorp.client import RobocorpClient
+from service.vendors.robocorp.simulator import RobocorpSimulator
 from tests.clients.support import CallbackInbox, poll_state
 from tests.contracts.contract import contract, delivery_problems
 from tests.contracts.recording import Recorder, operation_problems, outside_contract

@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from service.automation.completion import parse
-from service.clients.uipath import UipathClient
 from service.cloudevent import CloudEvent
 from service.errors import VendorRejected
 from service.settings import UipathApi
-from service.simulators.uipath import UipathSimulator
+from service.vendors.uipath.client import UipathClient
+from service.vendors.uipath.simulator import UipathSimulator
 from tests.clients.support import CallbackInbox, poll_state
 from tests.contracts.contract import contract, delivery_problems
 from tests.contracts.recording import Recorder, operation_problems, outside_contract
@@ -116,7 +116,7 @@ def test_a_webhook_is_matched_by_its_jobs_id_and_key_not_a_reference() -> None:
         "e", "uipath:1", "uipath.job.completed", "2018-11-26T14:37:26Z", data=payload
     )
     keys, state = parse(event)
-    assert keys == ["148712", "d7a77655-2b7f-4bb1-9f79-8e5d4a3b1c77"]
+    assert keys == ("148712", "d7a77655-2b7f-4bb1-9f79-8e5d4a3b1c77")
     assert state.outputs == {"product": 5000, "sum": 150, "diff": 50}  # an object here
 
 

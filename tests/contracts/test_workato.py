@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from service.clients.workato import WorkatoClient
 from service.errors import VendorRejected
 from service.settings import WorkatoApi
-from service.simulators.workato import WorkatoSimulator
+from service.vendors.workato.client import WorkatoClient
+from service.vendors.workato.simulator import WorkatoSimulator
 from tests.clients.support import CallbackInbox
 from tests.contracts.recording import Recorder, operation_problems, outside_contract
 

@@ -30,6 +30,10 @@ from service.bus import topology
 from service.resources import run_clients
 from service.settings import ENVIRONMENT, Settings, load
 from service.simulators import lab
+from service.vendors.leapwork import lab as leapwork_lab
+from service.vendors.robocorp import lab as robocorp_lab
+from service.vendors.uipath import lab as uipath_lab
+from service.vendors.workato import lab as workato_lab
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
@@ -491,11 +495,11 @@ def test_the_demo_configuration_starts() -> None:
 def test_the_demo_credentials_are_the_simulators() -> None:
     env = _env_file(DEPLOY / "demo.env")
     assert env["LEANIX_WEBHOOK_AUTHORIZATION"] == lab.LEANIX_WEBHOOK_AUTH
-    assert env["UIPATH_WEBHOOK_SECRET"] == lab.UIPATH_WEBHOOK_SECRET
-    assert env["LEAPWORK_ACCESS_KEY"] == lab.LEAPWORK_ACCESS_KEY
-    assert env["ROBOCORP_API_KEY"] == lab.ROBOCORP_API_KEY
-    assert env["UIPATH_CLIENT_SECRET"] == lab.UIPATH_CLIENT[1]
-    assert env["WORKATO_API_TOKEN"] == lab.WORKATO_API_TOKEN
+    assert env["UIPATH_WEBHOOK_SECRET"] == uipath_lab.WEBHOOK_SECRET
+    assert env["LEAPWORK_ACCESS_KEY"] == leapwork_lab.ACCESS_KEY
+    assert env["ROBOCORP_API_KEY"] == robocorp_lab.API_KEY
+    assert env["UIPATH_CLIENT_SECRET"] == uipath_lab.CLIENT[1]
+    assert env["WORKATO_API_TOKEN"] == workato_lab.API_TOKEN
 
 
 # --- Dockerfile ---------------------------------------------------------------------------

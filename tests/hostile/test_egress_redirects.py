@@ -22,13 +22,13 @@ from yarl import URL
 
 from service.clients.base import redirect_target
 from service.clients.leanix import LeanixClient
-from service.clients.leapwork import LeapworkClient
-from service.clients.robocorp import RobocorpClient
-from service.clients.uipath import UipathClient
-from service.clients.workato import WorkatoClient
-from service.clients.workato_jobs import WorkatoJobs
 from service.errors import VendorRedirected
 from service.settings import LeanixApi, LeapworkApi, RobocorpApi, UipathApi, WorkatoApi
+from service.vendors.leapwork.client import LeapworkClient
+from service.vendors.robocorp.client import RobocorpClient
+from service.vendors.uipath.client import UipathClient
+from service.vendors.workato.client import WorkatoClient
+from service.vendors.workato.jobs import WorkatoJobs
 
 pytestmark = pytest.mark.timeout(20)
 

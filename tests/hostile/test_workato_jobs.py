@@ -14,10 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from service.clients.workato import WorkatoClient
-from service.clients.workato_jobs import DETAIL_CHARS, MAX_PAGES
 from service.errors import VendorUnavailable
 from service.settings import WorkatoApi
+from service.vendors.workato.client import WorkatoClient
+from service.vendors.workato.jobs import DETAIL_CHARS, MAX_PAGES
 
 CID = "6f1c2a9e-3b7d-5e40-9a1f-0c2b4d6e8f10"
 RECIPE = 42

@@ -33,6 +33,10 @@ from service.receiver.signatures import (
     sign_standard,
 )
 from service.receiver.sources import Source
+from service.vendors.leapwork import callback as leapwork
+from service.vendors.robocorp import callback as robocorp
+from service.vendors.uipath import callback as uipath
+from service.vendors.workato import callback as workato
 from tests import senders
 from tests.strategies import TEXT, json_values
 
@@ -52,10 +56,10 @@ OBJECTS = st.dictionaries(FIELDS | TEXT, JSON, max_size=6)
 
 NORMALISERS = {
     "leanix": normalise.leanix,
-    "uipath": normalise.uipath,
-    "robocorp": normalise.robocorp,
-    "leapwork": normalise.leapwork,
-    "workato": normalise.workato,
+    "uipath": uipath.normalise,
+    "robocorp": robocorp.normalise,
+    "leapwork": leapwork.normalise,
+    "workato": workato.normalise,
 }
 WORD = r"[a-z0-9_]+"
 

@@ -1,4 +1,6 @@
-"""The layering goes one way: the store and the bus import nothing from the layers above."""
+"""The layering goes one way: the store and the bus import nothing from the layers above;
+the core (receiver, automation, admin, resources, runtime, simulators) names no platform
+but asks the registry; a platform package uses the generic toolkit and itself only."""
 
 from __future__ import annotations
 
@@ -31,9 +33,13 @@ def imported(tree: ast.AST) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-            if node.module == "service":  # `from service import worker` imports a package
-                names.update(f"service.{alias.name}" for alias in node.names)
+            if is_package(node.module):  # `from service import worker` imports a module
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
+
+
+def is_package(module: str) -> bool:
+    return module.startswith("service") and (ROOT.parent / module.replace(".", "/")).is_dir()
 
 
 def above(name: str) -> bool:
@@ -62,4 +68,94 @@ def test_an_upward_import_is_caught() -> None:
         "service.clients.base",
         "service.runtime",
         "service.worker",
+    ]
+
+
+# --- platforms: the core asks the registry; a platform uses the toolkit only ------------------
+
+VENDORS = ROOT / "vendors"
+PLATFORM_PACKAGES = sorted(p.parent for p in VENDORS.glob("*/__init__.py"))
+# What asks about platforms, and may name only the registry and the adapter interface.
+CORE = ("receiver", "automation", "admin", "resources.py", "runtime.py", "simulators")
+CORE_MODULES = sorted(
+    path for part in CORE for path in ((ROOT / part).rglob("*.py") if not part.endswith(".py")
+                                       else [ROOT / part])
+)  # fmt: skip
+PLATFORM_INTERFACE = {"service.vendors", "service.vendors.registry", "service.vendors.adapter"}
+# The generic toolkit a platform package may build on (service/vendors/adapter.py says so).
+TOOLKIT = {
+    "service",
+    "service.callback_tokens",
+    "service.clients.base",
+    "service.clients.ratelimit",
+    "service.cloudevent",
+    "service.errors",
+    "service.receiver.normalise",
+    "service.receiver.runtoken",
+    "service.receiver.signatures",
+    "service.runs",
+    "service.settings",
+    "service.simulators.base",
+    "service.vendors.adapter",
+    "service.vendors.openapi",
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    return imported(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+
+
+def names_a_platform(name: str) -> bool:
+    return name.startswith("service.vendors") and name not in PLATFORM_INTERFACE
+
+
+def test_there_are_platforms_and_a_core_to_check() -> None:
+    assert {p.name for p in PLATFORM_PACKAGES} >= {"leapwork", "robocorp", "uipath", "workato"}
+    assert any(p.name == "sources.py" for p in CORE_MODULES)
+
+
+@pytest.mark.parametrize("path", CORE_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_names_no_platform(path: Path) -> None:
+    offending = sorted(name for name in imports_of(path) if names_a_platform(name))
+    assert not offending, (
+        f"{path.relative_to(ROOT)} imports {offending}: ask service.vendors.registry instead"
+    )
+
+
+@pytest.mark.parametrize("package", PLATFORM_PACKAGES, ids=lambda p: p.name)
+def test_a_platform_imports_only_the_toolkit_and_itself(package: Path) -> None:
+    own = f"service.vendors.{package.name}"
+    for path in sorted(package.rglob("*.py")):
+        found = {n for n in imports_of(path) if n == "service" or n.startswith("service.")}
+        offending = sorted(n for n in found - TOOLKIT if n != own and not n.startswith(f"{own}."))
+        assert not offending, (
+            f"{path.relative_to(ROOT)} imports {offending}: a platform may use only the "
+            "toolkit listed in service/vendors/adapter.py"
+        )
+
+
+@pytest.mark.parametrize("path", sorted(VENDORS.glob("*.py")), ids=lambda p: p.name)
+def test_the_registry_and_the_interface_import_no_upper_layer(path: Path) -> None:
+    found = {n for n in imports_of(path) if n == "service" or n.startswith("service.")}
+    offending = sorted(n for n in found - TOOLKIT if not n.startswith("service.vendors"))
+    assert not offending, f"vendors/{path.name} imports {offending}"
+
+
+def test_the_registry_lists_every_platform_package() -> None:
+    from service.vendors import registry
+
+    assert set(registry.names()) == {p.name for p in PLATFORM_PACKAGES}
+    assert [f"service.vendors.{n}" for n in registry.names()] == list(registry.PACKAGES)
+
+
+def test_a_platform_naming_import_is_caught() -> None:
+    tree = ast.parse(
+        "from service.vendors import registry\n"
+        "from service.vendors.adapter import Platform\n"
+        "from service.vendors.uipath.client import UipathClient\n"
+        "from service.vendors import workato\n"
+    )
+    assert sorted(n for n in imported(tree) if names_a_platform(n)) == [
+        "service.vendors.uipath.client",
+        "service.vendors.workato",
     ]

@@ -9,6 +9,10 @@ import pytest
 
 from service.errors import MalformedEvent
 from service.receiver import normalise
+from service.vendors.leapwork import callback as leapwork
+from service.vendors.robocorp import callback as robocorp
+from service.vendors.uipath import callback as uipath
+from service.vendors.workato import callback as workato
 from tests.senders import fixture
 
 
@@ -83,7 +87,7 @@ class TestLeanix:
 
 class TestUipath:
     def test_job_completed(self) -> None:
-        facts = normalise.uipath(load("uipath-job-completed.json"))
+        facts = uipath.normalise(load("uipath-job-completed.json"))
         assert facts.type == "uipath.job.completed"
         assert facts.subject == "148712"
         assert facts.sender_id == "15412ff77dce4d489fc32c273862839b"
@@ -91,22 +95,22 @@ class TestUipath:
         assert facts.time == "2018-11-26T14:37:26.3231812Z"
 
     def test_job_stopped_carries_a_jobs_array(self) -> None:
-        facts = normalise.uipath(load("uipath-job-stopped.json"))
+        facts = uipath.normalise(load("uipath-job-stopped.json"))
         assert (facts.type, facts.subject) == ("uipath.job.stopped", "148713")
 
     def test_camel_case_entities_become_snake_case(self) -> None:
-        facts = normalise.uipath({"Type": "queueItem.transactionCompleted", "EventId": "e"})
+        facts = uipath.normalise({"Type": "queueItem.transactionCompleted", "EventId": "e"})
         assert facts.type == "uipath.queue_item.transaction_completed"
 
     @pytest.mark.parametrize("payload", [{}, {"Type": "job"}, {"Type": 3}])
     def test_rejects_a_missing_or_bad_type(self, payload: dict[str, Any]) -> None:
         with pytest.raises(MalformedEvent):
-            normalise.uipath(payload)
+            uipath.normalise(payload)
 
 
 class TestRobocorp:
     def test_webhook_envelope(self) -> None:
-        facts = normalise.robocorp(load("robocorp-process-run-completed.json"))
+        facts = robocorp.normalise(load("robocorp-process-run-completed.json"))
         assert facts.type == "robocorp.process_run.completed"
         assert facts.subject == "run-8f2e"
         assert facts.sender_id == "9a6c1f0e-5b7d-4c3a-8e2f-1d0c9b8a7f65"
@@ -125,7 +129,7 @@ class TestRobocorp:
     def test_tolerates_unconfirmed_shapes(
         self, payload: dict[str, Any], kind: str, subject: str
     ) -> None:
-        facts = normalise.robocorp(payload)
+        facts = robocorp.normalise(payload)
         assert (facts.type, facts.subject) == (f"robocorp.{kind}", subject)
 
     @pytest.mark.parametrize(
@@ -141,45 +145,45 @@ class TestRobocorp:
     def test_a_timestamp_may_be_text_or_epoch_seconds_or_milliseconds(
         self, stamp: Any, time: str | None
     ) -> None:
-        facts = normalise.robocorp(
+        facts = robocorp.normalise(
             {"event": "process_run.completed", "webhookEventTimestamp": stamp}
         )
         assert facts.time == time
 
     def test_rejects_a_body_without_an_event(self) -> None:
         with pytest.raises(MalformedEvent, match="needs an 'event'"):
-            normalise.robocorp({"id": "x"})
+            robocorp.normalise({"id": "x"})
         with pytest.raises(MalformedEvent, match="needs an 'event'"):
-            normalise.robocorp({"event": ["process_run.completed"]})
+            robocorp.normalise({"event": ["process_run.completed"]})
 
 
 class TestCallbacks:
     def test_leapwork(self) -> None:
-        facts = normalise.leapwork(load("leapwork-run-finished.json"))
+        facts = leapwork.normalise(load("leapwork-run-finished.json"))
         assert facts.type == "leapwork.run.finished"
         assert facts.subject == "da6845b3-8c1f-4f9e-9a0d-2b7c6e5f4a31"
 
     def test_leapwork_needs_a_run_id(self) -> None:
         with pytest.raises(MalformedEvent, match="runId"):
-            normalise.leapwork({"status": "Finished"})
+            leapwork.normalise({"status": "Finished"})
 
     @pytest.mark.parametrize(
         ("status", "kind"),
         [("completed", "completed"), ("succeeded", "completed"), ("FAILED", "failed")],
     )
     def test_workato_status(self, status: str, kind: str) -> None:
-        facts = normalise.workato({"status": status, "jobId": "j-1"})
+        facts = workato.normalise({"status": status, "jobId": "j-1"})
         assert (facts.type, facts.subject) == (f"workato.job.{kind}", "j-1")
 
     def test_workato_subject_falls_back_to_the_correlation_id(self) -> None:
-        assert normalise.workato({"status": "failed", "correlationId": "c-1"}).subject == "c-1"
+        assert workato.normalise({"status": "failed", "correlationId": "c-1"}).subject == "c-1"
 
     @pytest.mark.parametrize(
         "payload", [{"jobId": "j"}, {"status": "done", "jobId": "j"}, {"status": "failed"}]
     )
     def test_workato_rejects_incomplete_callbacks(self, payload: dict[str, Any]) -> None:
         with pytest.raises(MalformedEvent):
-            normalise.workato(payload)
+            workato.normalise(payload)
 
 
 class TestWhatASenderCanMakeUsKeep:
@@ -188,9 +192,9 @@ class TestWhatASenderCanMakeUsKeep:
         [
             (normalise.leanix, {"type": "Fact" + "Sheet" * 60 + "UpdatedEvent", "id": 1}),
             (normalise.leanix, {"type": "é" * 128}),  # 128 characters, 256 bytes
-            (normalise.uipath, {"Type": "job." + "x" * 252}),
-            (normalise.robocorp, {"event": "process_run." + "x" * 245}),
-            (normalise.robocorp, {"state": "x" * 256}),
+            (uipath.normalise, {"Type": "job." + "x" * 252}),
+            (robocorp.normalise, {"event": "process_run." + "x" * 245}),
+            (robocorp.normalise, {"state": "x" * 256}),
         ],
         ids=["leanix", "leanix-multibyte", "uipath", "robocorp", "robocorp-state"],
     )
@@ -201,7 +205,7 @@ class TestWhatASenderCanMakeUsKeep:
             normalise_payload(payload)
 
     def test_a_type_of_255_bytes_is_not_refused_for_its_length(self) -> None:
-        assert normalise.uipath({"Type": "job." + "x" * 251}).type.startswith("uipath.job.x")
+        assert uipath.normalise({"Type": "job." + "x" * 251}).type.startswith("uipath.job.x")
 
     def test_only_short_names_are_cached(self) -> None:
         before = normalise.cached_names()

@@ -232,14 +232,14 @@ def event(kind: str, data: dict[str, Any]) -> CloudEvent:
 def test_a_leapwork_callback_names_its_run_by_correlation_id_only() -> None:
     """The token vouches for the correlation id: a runId of another run is not looked up."""
     keys, state = completion.parse(event("leapwork.run.finished", orjson.loads(body())))
-    assert keys == [CID]
+    assert keys == (CID,)
     assert state.run_id == "r-1"
     keys, _ = completion.parse(event("leapwork.run.finished", {"runId": "r-1"}))
-    assert keys == ["r-1"]  # a signed callback without a correlation id
+    assert keys == ("r-1",)  # a signed callback without a correlation id
 
 
 def test_a_workato_callback_names_its_run_by_correlation_id_only() -> None:
     data = {"status": "completed", "jobId": "j-1", "correlationId": CID}
-    assert completion.parse(event("workato.job.completed", data))[0] == [CID]
+    assert completion.parse(event("workato.job.completed", data))[0] == (CID,)
     data = {"status": "completed", "jobId": "j-1"}
-    assert completion.parse(event("workato.job.completed", data))[0] == ["j-1"]
+    assert completion.parse(event("workato.job.completed", data))[0] == ("j-1",)

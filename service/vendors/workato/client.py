@@ -8,7 +8,7 @@ calls a recipe function asynchronously (handing on our correlationId and callbac
 answers "accepted". The function does the work and posts our callback. Completion then
 comes from that callback or, when the rule names the function's `recipe_id` and a
 Developer API token is configured, from its job, found by our correlation id
-(workato_jobs.py). A run neither reports is timed out after `run_deadline_s`.
+(jobs.py). A run neither reports is timed out after `run_deadline_s`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import aiohttp
 import orjson
 
 from service.clients.base import Response, RunnerApi
-from service.clients.workato_jobs import WorkatoJobs, job_run_state
 from service.errors import VendorRejected
 from service.runs import RunState, RunStatus
 from service.settings import WorkatoApi
+from service.vendors.workato.jobs import WorkatoJobs, job_run_state
 
 # The recipe's answer (our contract for API recipes, README): a result, or "accepted".
 # [U] Workato fixes no vocabulary here, so common synonyms are accepted too.
