@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from service.vendors.adapter import ApiDescription, Schema
+from service.vendors.openapi import (
+    OBJECT,
+    RUN_TOKEN_ID,
+    SIGNED_OR_BEARER,
+    SIGNED_OR_BEARER_SECURITY,
+)
 
 _BODY: Schema = {
     "type": "object",
@@ -10,15 +16,14 @@ _BODY: Schema = {
     "properties": {
         "correlationId": {
             "type": "string",
-            "description": "The X-Correlation-Id header of the start call (or the value "
-            "placed at the rule's correlation_pointer); the run token is bound to it.",
+            "description": "The X-Correlation-Id header of the start call. " + RUN_TOKEN_ID,
         },
         "status": {
             "type": "string",
             "description": "succeeded, failed, running or pending; also accepted: success, "
             "completed, done, error, failure, cancelled, queued, in_progress, in any case.",
         },
-        "outputs": {"type": "object", "additionalProperties": True},
+        "outputs": OBJECT,
         "detail": {"type": ["string", "null"], "description": "Why it failed, for people."},
         "runId": {"type": "string", "description": "The endpoint's own id of the run."},
         "finishedAt": {"type": "string"},
@@ -27,14 +32,9 @@ _BODY: Schema = {
 }
 
 API = ApiDescription(
-    summary="An HTTP-started run's completion callback (Power Automate, n8n, Jenkins, ...)",
-    auth="A Standard Webhooks signature with a secret of sources.http.secrets, or "
-    "`Authorization: Bearer <the run's callback token>` (given at callback_token_pointer).",
+    summary="The completion callback of a run started by calling an HTTP endpoint",
+    auth=SIGNED_OR_BEARER,
     body_name="HttpRunCallback",
     body=_BODY,
-    security=({"standardWebhooks": []}, {"runToken": []}),
-    security_schemes={
-        "standardWebhooks": {"type": "apiKey", "in": "header", "name": "webhook-signature"},
-        "runToken": {"type": "http", "scheme": "bearer"},
-    },
+    security=SIGNED_OR_BEARER_SECURITY,
 )
