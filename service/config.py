@@ -58,9 +58,10 @@ def setting(default: Any, doc: str = "", *, env: str | None = None, secret: bool
     return dataclasses.field(default=default, repr=not secret, metadata=metadata)
 
 
-def environment(root: type) -> dict[str, str]:
-    """Environment variable -> dotted key, from the fields' `env`."""
-    return {name: dotted for dotted, _, _, name in _leaves(root) if name}
+def environment(root: type, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment variable -> dotted key, from the fields' `env` (and `extra`'s, for
+    fields declared without one)."""
+    return {name: dotted for dotted, _, _, name in _leaves(root, extra=extra) if name}
 
 
 def build(root: type[T], tree: Mapping[str, Any], removed: Mapping[str, str]) -> T:
@@ -76,10 +77,12 @@ def build(root: type[T], tree: Mapping[str, Any], removed: Mapping[str, str]) ->
     return built
 
 
-def from_environment(root: type, environ: Mapping[str, str]) -> dict[str, Any]:
+def from_environment(
+    root: type, environ: Mapping[str, str], extra: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The tree of the settings given in `environ`, each converted to its field's type."""
     tree: dict[str, Any] = {}
-    for dotted, _, hint, name in _leaves(root):
+    for dotted, _, hint, name in _leaves(root, extra=extra):
         if name and name in environ:
             value = _from_env(hint, environ[name], f"{dotted} (from ${name})")
             set_dotted(tree, dotted, value)
@@ -111,10 +114,11 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     tree[leaf] = value
 
 
-def render_toml(root: type, header: str) -> str:
+def render_toml(root: type, header: str, extra: Mapping[str, str] | None = None) -> str:
     """Every key of `root` with its default, documentation and environment variable."""
+    named = {dotted: name for name, dotted in (extra or {}).items()}
     lines = [_comment(header, width=88), ""]
-    lines += _render_table(root, "", "")
+    lines += _render_table(root, "", "", named)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -166,16 +170,20 @@ def _drop_empty_removed(data: Any, removed: Mapping[str, str]) -> None:
             del node[leaf]
 
 
-def _leaves(cls: type, table: str = "") -> Iterator[tuple[str, Field, Any, str | None]]:
-    """(dotted key, field, type, environment variable) of every setting not a table."""
+def _leaves(
+    cls: type, table: str = "", extra: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, Field, Any, str | None]]:
+    """(dotted key, field, type, environment variable) of every setting not a table;
+    `extra` names the variable of a key whose field names none (variable -> key)."""
+    named = {dotted: name for name, dotted in (extra or {}).items()}
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         hint = hints[field.name]
         dotted = f"{table}.{field.name}" if table else field.name
         if _is_table(hint):
-            yield from _leaves(hint, dotted)
+            yield from _leaves(hint, dotted, extra)
         else:
-            yield dotted, field, hint, _env(field, table)
+            yield dotted, field, hint, _env(field, table) or named.get(dotted)
 
 
 def _env(field: Field, table: str) -> str | None:
@@ -187,18 +195,23 @@ def _is_table(hint: Any) -> bool:
     return isinstance(hint, type) and dataclasses.is_dataclass(hint)
 
 
-def _render_table(cls: type, dotted: str, doc: str) -> list[str]:
+def _render_table(
+    cls: type, dotted: str, doc: str, named: Mapping[str, str] | None = None
+) -> list[str]:
+    named = named or {}
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
     keys = [f for f in fields if not _is_table(hints[f.name])]
     header = [f"[{dotted}]"] if keys and dotted else []
     lines = header + ([_comment(doc)] if doc else [])
-    lines += [line for f in keys for line in _render_key(f, _env(f, dotted))]
+    for f in keys:
+        env_name = _env(f, dotted) or named.get(f"{dotted}.{f.name}" if dotted else f.name)
+        lines += _render_key(f, env_name)
     lines.append("")
     for f in fields:
         if _is_table(hints[f.name]):
             sub = f"{dotted}.{f.name}" if dotted else f.name
-            lines += _render_table(hints[f.name], sub, f.metadata.get(DOC, ""))
+            lines += _render_table(hints[f.name], sub, f.metadata.get(DOC, ""), named)
     return lines
 
 

@@ -9,12 +9,12 @@ reprs; nothing else in the service reads `os.environ`.
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.engine import make_url
@@ -24,6 +24,7 @@ from service import config
 from service.callback_tokens import MIN_KEY_CHARS
 from service.config import setting
 from service.errors import ConfigError
+from service.vendors import registry
 
 MODES = ("all", "receiver", "worker")  # what `python -m service` serves
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
@@ -128,19 +129,10 @@ class LeanixSource:
 
 
 @dataclass(frozen=True)
-class HmacSource:
-    secrets: tuple[str, ...] = setting((), env="{table}_WEBHOOK_SECRET", secret=True)
+class _Sources:
+    """[sources]: LeanIX's and what every source shares; each platform's table is added
+    from the registry (SourcesSettings, below)."""
 
-
-@dataclass(frozen=True)
-class CallbackSource:
-    secrets: tuple[str, ...] = setting(
-        (), "Standard Webhooks secrets (whsec_...)", env="{table}_CALLBACK_SECRET", secret=True
-    )
-
-
-@dataclass(frozen=True)
-class SourcesSettings:
     timestamp_tolerance_s: int = setting(
         300, "Standard Webhooks: accepted clock skew of webhook-timestamp"
     )
@@ -155,10 +147,6 @@ class SourcesSettings:
         secret=True,
     )
     leanix: LeanixSource = LeanixSource()
-    uipath: HmacSource = setting(HmacSource(), "The Orchestrator webhook's secret(s).")
-    robocorp: HmacSource = setting(HmacSource(), "The Control Room webhook / callback secret(s).")
-    leapwork: CallbackSource = CallbackSource()
-    workato: CallbackSource = CallbackSource()
 
 
 @dataclass(frozen=True)
@@ -186,74 +174,31 @@ class LeanixApi:
 
 
 @dataclass(frozen=True)
-class LeapworkApi:
-    base_url: str = setting(
-        "http://localhost:9001", "the Controller's REST API", env="LEAPWORK_BASE_URL"
-    )
-    access_key: str = setting("", env="LEAPWORK_ACCESS_KEY", secret=True)
-    timeout_s: float = 30.0
+class _Clients:
+    """[clients]: LeanIX's; each platform's table is added from the registry
+    (ClientsSettings, below)."""
 
-
-@dataclass(frozen=True)
-class RobocorpApi:
-    base_url: str = setting("https://cloud.robocorp.com/api/v1", env="ROBOCORP_BASE_URL")
-    api_key: str = setting("", 'sent as "RC-WSKEY <key>"', env="ROBOCORP_API_KEY", secret=True)
-    workspace_id: str = setting("", env="ROBOCORP_WORKSPACE_ID")
-    timeout_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class UipathApi:
-    base_url: str = setting(
-        "", "https://cloud.uipath.com/<org>/<tenant>/orchestrator_", env="UIPATH_BASE_URL"
-    )
-    identity_url: str = setting(
-        "https://cloud.uipath.com/identity_/connect/token", env="UIPATH_IDENTITY_URL"
-    )
-    client_id: str = setting(
-        "", "an external application (client credentials)", env="UIPATH_CLIENT_ID"
-    )
-    client_secret: str = setting("", env="UIPATH_CLIENT_SECRET", secret=True)
-    scopes: str = setting(
-        "OR.Jobs",
-        'space-separated, the least the calls need (README "UiPath scopes"); or '
-        '"OR.Jobs.Read OR.Jobs.Write"',
-        env="UIPATH_SCOPES",
-    )
-    folder_id: int = setting(0, "sent as X-UIPATH-OrganizationUnitId", env="UIPATH_FOLDER_ID")
-    timeout_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class WorkatoApi:
-    api_token: str = setting(
-        "", "API Platform token, sent as API-TOKEN", env="WORKATO_API_TOKEN", secret=True
-    )
-    timeout_s: float = 60.0
-    developer_api_url: str = setting(
-        "https://www.workato.com/api",
-        "The Developer API, to poll the jobs of a rule's recipe (start.target.recipe_id): an "
-        "API client's token (Authorization: Bearer; the legacy x-user-email/x-user-token keys "
-        "are refused since 2025-07-14) and its data centre's URL (EU "
-        "https://app.eu.workato.com/api, JP https://app.jp.workato.com/api, SG, AU, IL: "
-        "app.<dc>.workato.com/api).",
-        env="WORKATO_DEVELOPER_API_URL",
-    )
-    developer_api_token: str = setting(
-        "", "empty: no polling", env="WORKATO_DEVELOPER_API_TOKEN", secret=True
-    )
-    run_deadline_s: float = setting(
-        86400.0, "a run not completed a day after its start is written back as timed out"
-    )
-
-
-@dataclass(frozen=True)
-class ClientsSettings:
     leanix: LeanixApi = LeanixApi()
-    leapwork: LeapworkApi = LeapworkApi()
-    robocorp: RobocorpApi = RobocorpApi()
-    uipath: UipathApi = UipathApi()
-    workato: WorkatoApi = WorkatoApi()
+
+
+def _with_platforms(base: type, name: str, side: str) -> type:
+    """`base` with one table per platform (service/vendors/registry.py), in its order."""
+    tables = []
+    for platform in registry.PLATFORMS:
+        table = getattr(platform.tables, side)
+        doc = getattr(platform.tables, f"{side}_doc")
+        tables.append((platform.name, table, setting(table(), doc)))
+    composed = dataclasses.make_dataclass(name, tables, bases=(base,), frozen=True)
+    composed.__module__ = __name__
+    return composed
+
+
+if TYPE_CHECKING:  # what the core may read: LeanIX's and the shared keys
+    ClientsSettings = _Clients
+    SourcesSettings = _Sources
+else:  # ask a platform for its own: registry.platform(name).client_settings(clients)
+    ClientsSettings = _with_platforms(_Clients, "ClientsSettings", "client")
+    SourcesSettings = _with_platforms(_Sources, "SourcesSettings", "source")
 
 
 @dataclass(frozen=True)
@@ -328,7 +273,7 @@ class LogSettings:
 class Settings:
     http: HttpSettings = HttpSettings()
     amqp: AmqpSettings = AmqpSettings()
-    sources: SourcesSettings = SourcesSettings()
+    sources: SourcesSettings = setting(SourcesSettings())
     worker: WorkerSettings = WorkerSettings()
     clients: ClientsSettings = setting(
         ClientsSettings(),
@@ -353,7 +298,11 @@ class Settings:
 
 
 # Environment variable -> dotted key. List values are comma-separated.
-ENVIRONMENT: Mapping[str, str] = config.environment(Settings)
+# Variables a platform names in `tables.env`, for fields declared without one.
+_PLATFORM_ENVIRONMENT: Mapping[str, str] = {
+    name: dotted for platform in registry.PLATFORMS for name, dotted in platform.tables.env.items()
+}
+ENVIRONMENT: Mapping[str, str] = config.environment(Settings, _PLATFORM_ENVIRONMENT)
 
 _STATIC_TOKENS = (
     "static callback tokens are no longer accepted: one token shared by every run let "
@@ -381,7 +330,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     for name, dotted in REMOVED_ENVIRONMENT.items():
         if env.get(name, "").strip():
             raise ConfigError(f"{dotted} (from ${name})", REMOVED[dotted])
-    config.merge(tree, config.from_environment(Settings, env))
+    config.merge(tree, config.from_environment(Settings, env, _PLATFORM_ENVIRONMENT))
     return from_mapping(tree)
 
 
@@ -394,7 +343,7 @@ def from_mapping(tree: Mapping[str, Any]) -> Settings:
 
 def defaults_toml() -> str:
     """config/default.toml: every key with its default, documentation and variable."""
-    return config.render_toml(Settings, HEADER)
+    return config.render_toml(Settings, HEADER, _PLATFORM_ENVIRONMENT)
 
 
 def redact_url(url: str) -> str:
@@ -457,7 +406,6 @@ def _validate(s: Settings) -> None:
     _require(s.log.level.lower() in levels, "log.level", "debug, info, warning or error")
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
-    _require(bool(s.clients.uipath.scopes.split()), "clients.uipath.scopes", "e.g. OR.Jobs")
     _require(s.store.connect_retry_s > 0, "store.connect_retry_s", "must be positive")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
     _require(s.eventlog.max_data_bytes >= 0, "eventlog.max_data_bytes", "must not be negative")
@@ -471,12 +419,12 @@ def _validate(s: Settings) -> None:
         "automation.callback_base_url",
         "an http(s) URL",
     )
-    for name in ("leanix", "leapwork", "robocorp", "uipath", "workato"):
-        timeout = getattr(s.clients, name).timeout_s
-        _require(timeout > 0, f"clients.{name}.timeout_s", "must be positive")
-    _validate_workato(s.clients.workato)
-    _validate_callback_keys(s)
+    _require(s.clients.leanix.timeout_s > 0, "clients.leanix.timeout_s", "must be positive")
     _validate_credentials(s.sources)
+    for platform in registry.PLATFORMS:
+        tables = platform.tables
+        tables.validate(platform.client_settings(s.clients), platform.source_settings(s.sources))
+    _validate_callback_keys(s)
 
 
 def _validate_http_bounds(http: HttpSettings) -> None:
@@ -491,39 +439,32 @@ def _validate_http_bounds(http: HttpSettings) -> None:
 
 
 def _validate_credentials(sources: SourcesSettings) -> None:
-    """An empty or blank credential would let a request without one in: refuse to start."""
-    keys = [("leanix", "authorization"), ("uipath", "secrets"), ("robocorp", "secrets")]
-    keys += [("leapwork", "secrets"), ("workato", "secrets")]
+    """An empty or blank credential would let a request without one in: refuse to start.
+    (Each platform checks its own source's, in its `tables.validate`.)"""
     named = [
-        (f"sources.{name}.{kind}", getattr(getattr(sources, name), kind)) for name, kind in keys
+        ("sources.leanix.authorization", sources.leanix.authorization),
+        ("sources.callback_signing_keys", sources.callback_signing_keys),
     ]
-    named.append(("sources.callback_signing_keys", sources.callback_signing_keys))
     for key, values in named:
         _require(
             all(value.strip() for value in values),
             key,
             "holds an empty or whitespace-only credential: remove it or give a real value",
         )
-    for name in ("leapwork", "workato"):
-        for secret in getattr(sources, name).secrets:
-            _check_whsec(secret, f"sources.{name}.secrets")
-
-
-def _validate_workato(workato: WorkatoApi) -> None:
-    url = workato.developer_api_url
-    key = "clients.workato.developer_api_url"
-    _require(url.startswith(("http://", "https://")), key, "an http(s) URL")
-    _require(workato.run_deadline_s > 0, "clients.workato.run_deadline_s", "must be positive")
 
 
 def _validate_callback_keys(s: Settings) -> None:
-    """Strong keys, and one whenever Leapwork or Workato runs are asked to call back."""
+    """Strong keys, and one whenever runs are asked to call back with their own token
+    (Leapwork, Workato: their `tables.run_tokens`)."""
     key = "sources.callback_signing_keys"
     for value in s.sources.callback_signing_keys:
         problem = f"a key needs {MIN_KEY_CHARS}+ characters: e.g. `openssl rand -base64 32`"
         _require(len(value) >= MIN_KEY_CHARS, key, problem)
-    clients = {"leapwork": s.clients.leapwork.access_key, "workato": s.clients.workato.api_token}
-    asked = [name for name, credential in clients.items() if credential]
+    asked = [
+        platform.name
+        for platform in registry.PLATFORMS
+        if platform.tables.run_tokens(platform.client_settings(s.clients))
+    ]
     if s.automation.callback_base_url and asked and not s.sources.callback_signing_keys:
         raise ConfigError(
             key,
@@ -564,15 +505,6 @@ def _check_store_url(url: str) -> None:
         ) from None  # fmt: skip
     # SQLAlchemy ends the password at its first "@": the rest would be taken for the host.
     _require("@" not in (parsed.host or ""), "store.url", _PERCENT_ENCODE)
-
-
-def _check_whsec(secret: str, key: str) -> None:
-    body = secret.removeprefix("whsec_")
-    try:
-        raw = base64.b64decode(body, validate=True)
-    except ValueError:
-        raise ConfigError(key, "a Standard Webhooks secret is whsec_<base64>") from None
-    _require(len(raw) >= 16, key, "secret too short: use at least 24 random bytes")
 
 
 def _require(ok: bool, key: str, problem: str) -> None:

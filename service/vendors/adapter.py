@@ -1,24 +1,27 @@
 """Adapter: what one automation platform tells the service about itself.
 
 A platform (UiPath, Robocorp, Leapwork, Workato, ...) is one package under
-`service/vendors/<name>/` that exports one `Platform`; `service/vendors/__init__.py` lists
+`service/vendors/<name>/` that exports one `Platform`; `service/vendors/registry.py` lists
 them, one line each. The core asks the registry and never names a platform:
 
-    settings.py            the platform's `[clients.<name>]` and `[sources.<name>]` tables
+    settings.py            `tables`: its `[clients.<name>]` and `[sources.<name>]` tables
     receiver/sources.py    `receiving`: its callback path, verifier and normaliser
     resources.py           `running.client`: its run client, when its credentials are set
     automation/rules.py    `running.check_target`: a rule's `start.target`, at start-up
     automation/starter.py  `running.credential`: what a run is given to call back with
     automation/completion  `completion`: the run keys and state a callback event carries
+    automation/preflight   `running.preflight`: its start-up check of its rules' targets
     admin/openapi          `api`: the callback endpoint's description and body schema
     simulators/lab.py      `lab`: its simulator, wired to the service, for tests and demo
 
-A platform package may import the generic toolkit only: this module, `service.runs`,
-`service.errors`, `service.cloudevent`, `service.callback_tokens`, `service.settings`,
+A platform package may import the generic toolkit only: this module, `vendors.tables`
+(shared settings shapes and checks), `vendors.openapi`, `service.config` (`setting`),
+`service.runs`, `service.errors`, `service.cloudevent`, `service.callback_tokens`,
 `service.clients.base` and `clients.ratelimit`, the verifiers in
 `service.receiver.signatures` and `service.receiver.runtoken`, the normaliser kit in
-`service.receiver.normalise`, and `service.simulators.base`. Never the receiver's app,
-the worker, the admin API or the automation loop (tests/unit/test_layers.py checks).
+`service.receiver.normalise`, and `service.simulators.base`. Never `service.settings`
+(which imports the registry), the receiver's app, the worker, the admin API or the
+automation loop (tests/unit/test_layers.py checks).
 """
 
 from __future__ import annotations
