@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help run receiver worker tail demo simulators bench test test-unit lint fmt broker postgres chromium wrk clean
+.PHONY: help run receiver worker tail demo simulators bench test test-unit lint fmt config broker postgres chromium wrk clean
 
 help:
 	@echo "make run        serve receiver + worker in the foreground (http://127.0.0.1:8080)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-unit  unit tests only (no broker needed)"
 	@echo "make lint       ruff + mypy"
 	@echo "make fmt        ruff format"
+	@echo "make config     rewrite config/default.toml from the settings' fields (service/settings.py)"
 	@echo "make broker     make sure RabbitMQ is running (start or install it)"
 	@echo "make postgres   make sure PostgreSQL is running, with the tests' role"
 	@echo "make chromium   make sure Debian's chromium is installed (the console's browser test)"
@@ -83,6 +84,10 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format service tests
 	$(BIN)/ruff check --fix service tests
+
+config: $(STAMP)
+	$(BIN)/python -m service settings defaults > config/default.toml.new
+	mv config/default.toml.new config/default.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

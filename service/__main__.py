@@ -10,6 +10,8 @@ python -m service dead-letters list|show|replay [--id ID] [--type PATTERN] [--si
 python -m service simulators
                             serve the vendor simulators on ports 9101-9105
 python -m service demo      the whole loop, once per platform, against the simulators
+python -m service settings defaults
+                            print config/default.toml: every setting, its default and variable
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         "--service-url", help="where the UiPath simulator's webhook calls the service"
     )
     commands.add_parser("demo", help="the loop once per platform, against the simulators")
+    defaults = commands.add_parser("settings", help="print every setting with its default")
+    defaults.add_argument("action", choices=["defaults"])
     keys = commands.add_parser("keys", help="create, list or revoke admin API keys")
     keys.add_argument("action", choices=["create", "list", "revoke"])
     keys.add_argument("key_id", nargs="?", help="revoke: the key's id")
@@ -117,6 +121,9 @@ COMMANDS: dict[str, Callable[[settings.Settings, argparse.Namespace], int]] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "settings":  # needs no settings loaded: a broken one is no obstacle
+        sys.stdout.write(settings.defaults_toml())
+        return 0
     try:
         loaded = settings.load()
         logs.configure(loaded.log)

@@ -1,56 +1,83 @@
 """Frozen, typed settings, loaded once at start-up.
 
-Layers, later wins: the defaults below, `config/default.toml`, the TOML file named by
-`SERVICE_CONFIG`, then environment variables. A wrong value stops start-up with a
-ConfigError naming the key. Secrets are kept out of reprs; nothing else in the service
-reads `os.environ`.
+Layers, later wins: the defaults below, the TOML file named by `SERVICE_CONFIG`, then
+environment variables. Each field carries its documentation and its environment variable
+(service/config.py), from which `config/default.toml` is generated (`make config`). A
+wrong value stops start-up with a ConfigError naming the key. Secrets are kept out of
+reprs; nothing else in the service reads `os.environ`.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import os
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from service import config
 from service.callback_tokens import MIN_KEY_CHARS
+from service.config import setting
 from service.errors import ConfigError
+from service.vendors import registry
 
 MODES = ("all", "receiver", "worker")  # what `python -m service` serves
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+HEADER = """\
+Every setting of the service, with its default. Generated from service/settings.py by
+`make config` (`python -m service settings defaults`): edit the fields' documentation
+there, not here.
 
-
-def _secrets() -> Any:
-    return field(default=(), repr=False)
+Layers, later wins: these defaults, the TOML file named by $SERVICE_CONFIG, then the
+environment variables named beside each key. Lists from the environment are
+comma-separated. An unknown key or a wrong value stops start-up with a message that names
+the key."""
 
 
 @dataclass(frozen=True)
 class HttpSettings:
-    host: str = "0.0.0.0"
-    port: int = 8080
-    max_body_bytes: int = 25 * 1024 * 1024
-    publish_timeout_s: float = 5.0
-    retry_after_s: int = 5
-    shutdown_grace_s: float = 30.0
-    event_loop: str = "uvloop"  # or "asyncio"
-    processes: int = 1  # receiver processes sharing the port; 0 = one per CPU
-    # Body bytes one process may hold at once (requests being read or published); a
-    # request that would go over is answered 503 + Retry-After before its body is read.
-    max_inflight_body_bytes: int = 64 * 1024 * 1024
-    header_timeout_s: float = 10.0  # a connection's request headers must arrive within this
-    body_timeout_s: float = 30.0  # a request's body must arrive within this
-    keepalive_timeout_s: float = 75.0  # an idle keep-alive connection is closed after this
-    max_connections: int = 512  # open connections per process; more are closed at once
+    host: str = setting("0.0.0.0", env="HTTP_HOST")
+    port: int = setting(8080, "0 = pick a free port", env="HTTP_PORT")
+    max_body_bytes: int = setting(
+        25 * 1024 * 1024, "25 MiB: LeanIX payloads can reach 20 MB; larger bodies get 413"
+    )
+    publish_timeout_s: float = setting(
+        5.0, "wait this long for the broker's confirm, then answer 503"
+    )
+    retry_after_s: int = setting(5, "Retry-After sent with a 503")
+    shutdown_grace_s: float = setting(
+        30.0, "on SIGTERM, time to finish in-flight requests and handlers"
+    )
+    event_loop: str = setting(
+        "uvloop", "uvloop (faster; falls back if absent) or asyncio", env="EVENT_LOOP"
+    )
+    processes: int = setting(
+        1, "receiver processes sharing the port (0 = one per CPU)", env="HTTP_PROCESSES"
+    )
+    max_inflight_body_bytes: int = setting(
+        64 * 1024 * 1024,
+        "Body bytes one process holds at once (requests being read or published). A request "
+        "that would go over gets 503 + Retry-After before its body is read (a chunked body "
+        "counts as max_body_bytes). A 25 MiB body costs ~65 MB while it is handled (the "
+        "body, the CloudEvent made of it, the broker's frames): 64 MiB admits two at a time, "
+        "and with an idle receiver's ~70 MB and the connections of 200 clients it stayed at "
+        "~250 MB in tests/hostile/test_receiver_memory.py, under the 512 Mi a container gets.",
+    )
+    header_timeout_s: float = setting(
+        10.0, "a connection's request headers must all arrive within this"
+    )
+    body_timeout_s: float = setting(30.0, "a request's body must all arrive within this, else 408")
+    keepalive_timeout_s: float = setting(
+        75.0,
+        "idle keep-alive connections close after this (keep it above your load balancer's "
+        "idle timeout)",
+    )
+    max_connections: int = setting(512, "open connections per process; more are closed at once")
 
     @property
     def process_count(self) -> int:
@@ -59,12 +86,21 @@ class HttpSettings:
 
 @dataclass(frozen=True)
 class AmqpSettings:
-    url: str = field(default="amqp://guest:guest@127.0.0.1:5672/", repr=False)
-    exchange: str = "events"
-    queue: str = "bridge.worker"
-    queue_type: str = "quorum"
-    delivery_limit: int = 20
-    connect_retry_s: float = 2.0
+    url: str = setting(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        "the password never appears in logs",
+        env="AMQP_URL",
+        secret=True,
+    )
+    exchange: str = setting(
+        "events", "durable topic exchange the events go to", env="AMQP_EXCHANGE"
+    )
+    queue: str = setting(
+        "bridge.worker", 'durable work queue of the worker, bound with "#"', env="AMQP_QUEUE"
+    )
+    queue_type: str = setting("quorum", "quorum or classic")
+    delivery_limit: int = setting(20, "quorum queues: redeliveries before the broker dead-letters")
+    connect_retry_s: float = setting(2.0, "pause between attempts to reach the broker")
 
     @property
     def safe_url(self) -> str:
@@ -82,192 +118,191 @@ class AmqpSettings:
 
 @dataclass(frozen=True)
 class LeanixSource:
-    authorization: tuple[str, ...] = _secrets()
+    authorization: tuple[str, ...] = setting(
+        (),
+        "Accepted values of the Authorization header (the subscription's "
+        'authorizationHeader), e.g. "Basic dXNlcjpwYXNz". Several, so one can be rotated '
+        "without downtime.",
+        env="LEANIX_WEBHOOK_AUTHORIZATION",
+        secret=True,
+    )
 
 
 @dataclass(frozen=True)
-class HmacSource:
-    secrets: tuple[str, ...] = _secrets()
+class _Sources:
+    """[sources]: LeanIX's and what every source shares; each platform's table is added
+    from the registry (SourcesSettings, below)."""
 
-
-@dataclass(frozen=True)
-class CallbackSource:
-    secrets: tuple[str, ...] = _secrets()
-
-
-@dataclass(frozen=True)
-class SourcesSettings:
-    timestamp_tolerance_s: int = 300
+    timestamp_tolerance_s: int = setting(
+        300, "Standard Webhooks: accepted clock skew of webhook-timestamp"
+    )
+    callback_signing_keys: tuple[str, ...] = setting(
+        (),
+        "Keys of each Leapwork / Workato run's own callback token (callback_tokens.py; 32+ "
+        "characters, e.g. from `openssl rand -base64 32`): the first signs new runs' tokens, "
+        "all verify. Needed by the worker (to give each run its token) and the receiver (to "
+        "check it); never sent anywhere. Required when callback_base_url is set and a "
+        "Leapwork or Workato client is configured.",
+        env="CALLBACK_SIGNING_KEY",
+        secret=True,
+    )
     leanix: LeanixSource = LeanixSource()
-    uipath: HmacSource = HmacSource()
-    robocorp: HmacSource = HmacSource()
-    leapwork: CallbackSource = CallbackSource()
-    workato: CallbackSource = CallbackSource()
-    # Keys of the Leapwork and Workato runs' own callback tokens (callback_tokens.py): the
-    # first signs, all verify. Needed by the worker (to give each run its token) and the
-    # receiver (to check it); never sent anywhere.
-    callback_signing_keys: tuple[str, ...] = _secrets()
 
 
 @dataclass(frozen=True)
 class LeanixApi:
-    base_url: str = "https://app.leanix.net"
-    api_token: str = field(default="", repr=False)
-    rate_limit_rps: float = 30.0
-    # LeanIX limits each user: every worker with this API token shares one bucket in the
-    # store. False: each process keeps its own (rate_limit_rps per process).
-    rate_limit_shared: bool = True
+    base_url: str = setting(
+        "https://app.leanix.net", "https://<subdomain>.leanix.net", env="LEANIX_BASE_URL"
+    )
+    api_token: str = setting(
+        "", "a technical user's API token", env="LEANIX_API_TOKEN", secret=True
+    )
+    rate_limit_rps: float = setting(
+        30.0, "client-side limit; LeanIX allows 1800 requests/min per user"
+    )
+    rate_limit_shared: bool = setting(
+        True,
+        "LeanIX limits each user: every worker with this API token shares one bucket, kept "
+        "in the store. false: each process keeps its own (rate_limit_rps per process).",
+    )
     timeout_s: float = 30.0
-    # Events caused by these LeanIX users are ignored (our own write-backs); the technical
-    # user behind api_token is added automatically once its token is known.
-    ignore_user_ids: tuple[str, ...] = ()
+    ignore_user_ids: tuple[str, ...] = setting(
+        (),
+        "Events caused by these LeanIX users are ignored (our own write-backs); the technical "
+        "user behind api_token is added automatically once its token is known.",
+    )
 
 
 @dataclass(frozen=True)
-class LeapworkApi:
-    base_url: str = "http://localhost:9001"
-    access_key: str = field(default="", repr=False)
-    timeout_s: float = 30.0
+class _Clients:
+    """[clients]: LeanIX's; each platform's table is added from the registry
+    (ClientsSettings, below)."""
 
-
-@dataclass(frozen=True)
-class RobocorpApi:
-    base_url: str = "https://cloud.robocorp.com/api/v1"
-    api_key: str = field(default="", repr=False)
-    workspace_id: str = ""
-    timeout_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class UipathApi:
-    base_url: str = ""  # https://cloud.uipath.com/{organization}/{tenant}/orchestrator_
-    identity_url: str = "https://cloud.uipath.com/identity_/connect/token"
-    client_id: str = ""
-    client_secret: str = field(default="", repr=False)
-    # Space-separated; the least the calls need (README "UiPath scopes"). OR.Jobs.Read
-    # plus OR.Jobs.Write does as well.
-    scopes: str = "OR.Jobs"
-    folder_id: int = 0
-    timeout_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class WorkatoApi:
-    api_token: str = field(default="", repr=False)
-    timeout_s: float = 60.0
-    # The Developer API (an API client's token), to poll a rule's recipe for its jobs;
-    # per data centre: https://app.eu.workato.com/api, https://app.jp.workato.com/api, ...
-    developer_api_url: str = "https://www.workato.com/api"
-    developer_api_token: str = field(default="", repr=False)
-    # A run not completed this long after its start is written back as timed out.
-    run_deadline_s: float = 86400.0
-
-
-@dataclass(frozen=True)
-class ClientsSettings:
     leanix: LeanixApi = LeanixApi()
-    leapwork: LeapworkApi = LeapworkApi()
-    robocorp: RobocorpApi = RobocorpApi()
-    uipath: UipathApi = UipathApi()
-    workato: WorkatoApi = WorkatoApi()
+
+
+def _with_platforms(base: type, name: str, side: str) -> type:
+    """`base` with one table per platform (service/vendors/registry.py), in its order."""
+    tables = []
+    for platform in registry.PLATFORMS:
+        table = getattr(platform.tables, side)
+        doc = getattr(platform.tables, f"{side}_doc")
+        tables.append((platform.name, table, setting(table(), doc)))
+    composed = dataclasses.make_dataclass(name, tables, bases=(base,), frozen=True)
+    composed.__module__ = __name__
+    return composed
+
+
+if TYPE_CHECKING:  # what the core may read: LeanIX's and the shared keys
+    ClientsSettings = _Clients
+    SourcesSettings = _Sources
+else:  # ask a platform for its own: registry.platform(name).client_settings(clients)
+    ClientsSettings = _with_platforms(_Clients, "ClientsSettings", "client")
+    SourcesSettings = _with_platforms(_Sources, "SourcesSettings", "source")
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    prefetch: int = 32
-    handler_modules: tuple[str, ...] = ()
-    handler_timeout_s: float = 300.0
-    retry_delays_s: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 3600.0)
-    # An idempotent handler's claim lapses this long after its worker last renewed it
-    # (every third of it while the handler runs): how soon a dead worker's work is taken over.
-    claim_lease_s: float = 10.0
+    prefetch: int = setting(32, "unacknowledged events in flight per worker process")
+    handler_modules: tuple[str, ...] = setting(
+        (), "your modules with @handler functions, imported at start", env="HANDLER_MODULES"
+    )
+    handler_timeout_s: float = setting(
+        300.0, "a handler running longer is cancelled and its event retried"
+    )
+    retry_delays_s: tuple[float, ...] = setting(
+        (5.0, 30.0, 120.0, 600.0, 3600.0),
+        "Delays before each retry of a failed event (RetryLater, vendor outages, timeouts), "
+        "with jitter; after the last one the event is dead-lettered.",
+        env="RETRY_DELAYS_S",
+    )
+    claim_lease_s: float = setting(
+        10.0,
+        "An idempotent handler's claim on an event lapses this long after its worker last "
+        "renewed it (renewed every third of it while the handler runs): a dead worker's "
+        "events are taken over this soon after RabbitMQ redelivers them.",
+    )
 
 
 @dataclass(frozen=True)
 class AutomationSettings:
-    # The public base URL of this service, for vendors' callbacks (e.g.
-    # https://bridge.example.com); empty: no callbacks are requested, runs are polled.
-    callback_base_url: str = ""
-    poll_initial_s: float = 30.0
-    poll_max_s: float = 600.0
-    poll_interval_s: float = 1.0
-    ignore_own_events: bool = True
+    callback_base_url: str = setting(
+        "",
+        "The public base URL of this service, given to vendors for run-completion callbacks "
+        "(https://bridge.example.com -> https://bridge.example.com/callbacks/<vendor>). "
+        "Empty: no callbacks are requested and runs complete by polling alone.",
+        env="CALLBACK_BASE_URL",
+    )
+    poll_initial_s: float = setting(30.0, "first status poll of a started run, then doubling...")
+    poll_max_s: float = setting(600.0, "...up to this interval")
+    poll_interval_s: float = setting(1.0, "how often the worker looks for runs due a poll")
+    ignore_own_events: bool = setting(True, "ignore LeanIX events caused by our own technical user")
 
 
 @dataclass(frozen=True)
 class EventLogSettings:
     enabled: bool = True
-    retention_days: float = 30.0
-    max_data_bytes: int = 65536  # larger payloads are logged without their data
+    retention_days: float = setting(30.0, "events last updated longer ago are deleted")
+    max_data_bytes: int = setting(
+        65536, "events with larger payloads are logged without their data"
+    )
 
 
 @dataclass(frozen=True)
 class StoreSettings:
-    # sqlite+aiosqlite:///<path> (embedded, one worker host) or
-    # postgresql+asyncpg://user:password@host/db (several workers).
-    url: str = field(default="sqlite+aiosqlite:///var/bridge.sqlite3", repr=False)
-    connect_retry_s: float = 2.0  # start-up: pause between attempts to reach the store
+    url: str = setting(
+        "sqlite+aiosqlite:///var/bridge.sqlite3",
+        "sqlite+aiosqlite:///<path> (relative to the working directory; embedded, one worker "
+        "host) or postgresql+asyncpg://user:password@host:5432/bridge (several workers; the "
+        "password is never logged).",
+        env="STORE_URL",
+        secret=True,
+    )
+    connect_retry_s: float = setting(2.0, "start-up waits for the store: pause between attempts")
 
 
 @dataclass(frozen=True)
 class LogSettings:
-    level: str = "info"
-    format: str = "auto"
+    level: str = setting("info", "debug, info, warning or error", env="LOG_LEVEL")
+    format: str = setting(
+        "auto", "auto (console on a terminal, else JSON), json or console", env="LOG_FORMAT"
+    )
 
 
 @dataclass(frozen=True)
 class Settings:
     http: HttpSettings = HttpSettings()
     amqp: AmqpSettings = AmqpSettings()
-    sources: SourcesSettings = SourcesSettings()
+    sources: SourcesSettings = setting(SourcesSettings())
     worker: WorkerSettings = WorkerSettings()
-    clients: ClientsSettings = ClientsSettings()
-    store: StoreSettings = StoreSettings()
-    eventlog: EventLogSettings = EventLogSettings()
+    clients: ClientsSettings = setting(
+        ClientsSettings(),
+        "Outbound APIs. A client without its credential is not started; rules that need it "
+        "fail validation at start-up, naming the rule.",
+    )
     automation: AutomationSettings = AutomationSettings()
+    store: StoreSettings = setting(
+        StoreSettings(), "Where started runs and handled events are recorded."
+    )
+    eventlog: EventLogSettings = setting(
+        EventLogSettings(),
+        "Every event a worker takes and every handling attempt, searchable in the admin API.",
+    )
     log: LogSettings = LogSettings()
-    rules: tuple[dict, ...] = ()  # type: ignore[type-arg]  # validated by automation.rules
+    rules: tuple[dict, ...] = setting(  # type: ignore[type-arg]  # validated by automation.rules
+        (),
+        "Rules: which LeanIX events start which run, and what is written back ([[rules]] "
+        "tables, validated by automation/rules.py). See config/rules.example.toml; put yours "
+        "in the file named by $SERVICE_CONFIG.",
+    )
 
 
 # Environment variable -> dotted key. List values are comma-separated.
-ENVIRONMENT: Mapping[str, str] = {
-    "HTTP_HOST": "http.host",
-    "HTTP_PORT": "http.port",
-    "EVENT_LOOP": "http.event_loop",
-    "HTTP_PROCESSES": "http.processes",
-    "AMQP_URL": "amqp.url",
-    "AMQP_EXCHANGE": "amqp.exchange",
-    "AMQP_QUEUE": "amqp.queue",
-    "STORE_URL": "store.url",
-    "CALLBACK_BASE_URL": "automation.callback_base_url",
-    "LOG_LEVEL": "log.level",
-    "LOG_FORMAT": "log.format",
-    "HANDLER_MODULES": "worker.handler_modules",
-    "RETRY_DELAYS_S": "worker.retry_delays_s",
-    "LEANIX_WEBHOOK_AUTHORIZATION": "sources.leanix.authorization",
-    "UIPATH_WEBHOOK_SECRET": "sources.uipath.secrets",
-    "ROBOCORP_WEBHOOK_SECRET": "sources.robocorp.secrets",
-    "LEAPWORK_CALLBACK_SECRET": "sources.leapwork.secrets",
-    "WORKATO_CALLBACK_SECRET": "sources.workato.secrets",
-    "CALLBACK_SIGNING_KEY": "sources.callback_signing_keys",
-    "LEANIX_BASE_URL": "clients.leanix.base_url",
-    "LEANIX_API_TOKEN": "clients.leanix.api_token",
-    "LEAPWORK_BASE_URL": "clients.leapwork.base_url",
-    "LEAPWORK_ACCESS_KEY": "clients.leapwork.access_key",
-    "ROBOCORP_BASE_URL": "clients.robocorp.base_url",
-    "ROBOCORP_API_KEY": "clients.robocorp.api_key",
-    "ROBOCORP_WORKSPACE_ID": "clients.robocorp.workspace_id",
-    "UIPATH_BASE_URL": "clients.uipath.base_url",
-    "UIPATH_IDENTITY_URL": "clients.uipath.identity_url",
-    "UIPATH_CLIENT_ID": "clients.uipath.client_id",
-    "UIPATH_CLIENT_SECRET": "clients.uipath.client_secret",
-    "UIPATH_FOLDER_ID": "clients.uipath.folder_id",
-    "UIPATH_SCOPES": "clients.uipath.scopes",
-    "WORKATO_API_TOKEN": "clients.workato.api_token",
-    "WORKATO_DEVELOPER_API_URL": "clients.workato.developer_api_url",
-    "WORKATO_DEVELOPER_API_TOKEN": "clients.workato.developer_api_token",
+# Variables a platform names in `tables.env`, for fields declared without one.
+_PLATFORM_ENVIRONMENT: Mapping[str, str] = {
+    name: dotted for platform in registry.PLATFORMS for name, dotted in platform.tables.env.items()
 }
-
+ENVIRONMENT: Mapping[str, str] = config.environment(Settings, _PLATFORM_ENVIRONMENT)
 
 _STATIC_TOKENS = (
     "static callback tokens are no longer accepted: one token shared by every run let "
@@ -285,30 +320,30 @@ REMOVED_ENVIRONMENT: Mapping[str, str] = {
 }
 
 
-def load(environ: Mapping[str, str] | None = None, default_file: Path = DEFAULT_CONFIG) -> Settings:
-    """Build the settings from the TOML layers and the environment."""
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the defaults, the TOML file and the environment."""
     env = os.environ if environ is None else environ
     tree: dict[str, Any] = {}
-    if default_file.exists():
-        _merge(tree, _read_toml(default_file, "config/default.toml"))
     extra = env.get("SERVICE_CONFIG")
     if extra:
-        _merge(tree, _read_toml(Path(extra), "SERVICE_CONFIG"))
-    for name, dotted in ENVIRONMENT.items():
-        if name in env:
-            _set_dotted(tree, dotted, env[name], name)
+        config.merge(tree, config.read_toml(Path(extra), "SERVICE_CONFIG"))
     for name, dotted in REMOVED_ENVIRONMENT.items():
         if env.get(name, "").strip():
             raise ConfigError(f"{dotted} (from ${name})", REMOVED[dotted])
+    config.merge(tree, config.from_environment(Settings, env, _PLATFORM_ENVIRONMENT))
     return from_mapping(tree)
 
 
 def from_mapping(tree: Mapping[str, Any]) -> Settings:
     """Validate a nested mapping (as read from TOML) into Settings."""
-    settings = _build(Settings, tree, "")
-    assert isinstance(settings, Settings)
+    settings = config.build(Settings, tree, REMOVED)
     _validate(settings)
     return settings
+
+
+def defaults_toml() -> str:
+    """config/default.toml: every key with its default, documentation and variable."""
+    return config.render_toml(Settings, HEADER, _PLATFORM_ENVIRONMENT)
 
 
 def redact_url(url: str) -> str:
@@ -343,122 +378,6 @@ def _redact_raw(url: str) -> str:
     return f"{scheme}{separator}{user}:***@{after}"
 
 
-def _read_toml(path: Path, key: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(key, f"file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(key, f"{path} is not valid TOML: {exc}") from None
-
-
-def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
-    for key, value in layer.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = dict(value) if isinstance(value, Mapping) else value
-
-
-def _set_dotted(tree: dict[str, Any], dotted: str, raw: str, env_name: str) -> None:
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = _EnvValue(raw, env_name)
-
-
-@dataclass(frozen=True)
-class _EnvValue:
-    """A raw string from the environment, converted once its target type is known."""
-
-    raw: str
-    name: str
-
-
-def _build(cls: type[Any], data: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(prefix.rstrip(".") or "<root>", "must be a table")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
-            _unknown(f"{prefix}{key}", data[key])
-    values = {}
-    for name in known & data.keys():
-        values[name] = _convert(hints[name], data[name], f"{prefix}{name}")
-    return cls(**values)
-
-
-def _unknown(key: str, value: Any) -> None:
-    """Refuse a key the settings do not have; a removed one left empty is let pass."""
-    if key in REMOVED and not value:
-        return
-    raise ConfigError(key, REMOVED.get(key, "unknown setting"))
-
-
-def _convert(hint: Any, value: Any, key: str) -> Any:
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value, f"{key}.")
-    if isinstance(value, _EnvValue):
-        key = f"{key} (from ${value.name})"
-        value = _from_env(hint, value.raw, key)
-    return _check_type(hint, value, key)
-
-
-def _from_env(hint: Any, raw: str, key: str) -> Any:
-    if hint is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(key, f"expected an integer, got {raw!r}") from None
-    if hint is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(key, f"expected a number, got {raw!r}") from None
-    if typing.get_origin(hint) is tuple:
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    return raw
-
-
-def _check_type(hint: Any, value: Any, key: str) -> Any:
-    if typing.get_origin(hint) is tuple:
-        return _check_list(typing.get_args(hint)[0], value, key)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    expected = hint if isinstance(hint, type) else None
-    if expected is None or isinstance(hint, types.UnionType):
-        return value
-    if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-        raise ConfigError(key, f"expected {expected.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _check_list(item: type, value: Any, key: str) -> tuple[Any, ...]:
-    if not isinstance(value, list | tuple):
-        raise ConfigError(key, f"expected a list of {item.__name__}")
-    if item is float:
-        value = [_number(v, key) for v in value]
-    elif item is dict:
-        if not all(isinstance(v, dict) for v in value):
-            raise ConfigError(key, "expected a list of tables ([[rules]])")
-    elif not all(isinstance(v, item) for v in value):
-        raise ConfigError(key, f"expected a list of {item.__name__}")
-    return tuple(value)
-
-
-def _number(value: Any, key: str) -> float:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(key, f"expected numbers, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, "expected a list of numbers")
-    return float(value)
-
-
 def _validate(s: Settings) -> None:
     _require(0 <= s.http.port <= 65535, "http.port", "must be between 0 and 65535")
     _require(s.http.max_body_bytes > 0, "http.max_body_bytes", "must be positive")
@@ -487,7 +406,6 @@ def _validate(s: Settings) -> None:
     _require(s.log.level.lower() in levels, "log.level", "debug, info, warning or error")
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
-    _require(bool(s.clients.uipath.scopes.split()), "clients.uipath.scopes", "e.g. OR.Jobs")
     _require(s.store.connect_retry_s > 0, "store.connect_retry_s", "must be positive")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
     _require(s.eventlog.max_data_bytes >= 0, "eventlog.max_data_bytes", "must not be negative")
@@ -501,12 +419,12 @@ def _validate(s: Settings) -> None:
         "automation.callback_base_url",
         "an http(s) URL",
     )
-    for name in ("leanix", "leapwork", "robocorp", "uipath", "workato"):
-        timeout = getattr(s.clients, name).timeout_s
-        _require(timeout > 0, f"clients.{name}.timeout_s", "must be positive")
-    _validate_workato(s.clients.workato)
-    _validate_callback_keys(s)
+    _require(s.clients.leanix.timeout_s > 0, "clients.leanix.timeout_s", "must be positive")
     _validate_credentials(s.sources)
+    for platform in registry.PLATFORMS:
+        tables = platform.tables
+        tables.validate(platform.client_settings(s.clients), platform.source_settings(s.sources))
+    _validate_callback_keys(s)
 
 
 def _validate_http_bounds(http: HttpSettings) -> None:
@@ -521,39 +439,32 @@ def _validate_http_bounds(http: HttpSettings) -> None:
 
 
 def _validate_credentials(sources: SourcesSettings) -> None:
-    """An empty or blank credential would let a request without one in: refuse to start."""
-    keys = [("leanix", "authorization"), ("uipath", "secrets"), ("robocorp", "secrets")]
-    keys += [("leapwork", "secrets"), ("workato", "secrets")]
+    """An empty or blank credential would let a request without one in: refuse to start.
+    (Each platform checks its own source's, in its `tables.validate`.)"""
     named = [
-        (f"sources.{name}.{kind}", getattr(getattr(sources, name), kind)) for name, kind in keys
+        ("sources.leanix.authorization", sources.leanix.authorization),
+        ("sources.callback_signing_keys", sources.callback_signing_keys),
     ]
-    named.append(("sources.callback_signing_keys", sources.callback_signing_keys))
     for key, values in named:
         _require(
             all(value.strip() for value in values),
             key,
             "holds an empty or whitespace-only credential: remove it or give a real value",
         )
-    for name in ("leapwork", "workato"):
-        for secret in getattr(sources, name).secrets:
-            _check_whsec(secret, f"sources.{name}.secrets")
-
-
-def _validate_workato(workato: WorkatoApi) -> None:
-    url = workato.developer_api_url
-    key = "clients.workato.developer_api_url"
-    _require(url.startswith(("http://", "https://")), key, "an http(s) URL")
-    _require(workato.run_deadline_s > 0, "clients.workato.run_deadline_s", "must be positive")
 
 
 def _validate_callback_keys(s: Settings) -> None:
-    """Strong keys, and one whenever Leapwork or Workato runs are asked to call back."""
+    """Strong keys, and one whenever runs are asked to call back with their own token
+    (Leapwork, Workato: their `tables.run_tokens`)."""
     key = "sources.callback_signing_keys"
     for value in s.sources.callback_signing_keys:
         problem = f"a key needs {MIN_KEY_CHARS}+ characters: e.g. `openssl rand -base64 32`"
         _require(len(value) >= MIN_KEY_CHARS, key, problem)
-    clients = {"leapwork": s.clients.leapwork.access_key, "workato": s.clients.workato.api_token}
-    asked = [name for name, credential in clients.items() if credential]
+    asked = [
+        platform.name
+        for platform in registry.PLATFORMS
+        if platform.tables.run_tokens(platform.client_settings(s.clients))
+    ]
     if s.automation.callback_base_url and asked and not s.sources.callback_signing_keys:
         raise ConfigError(
             key,
@@ -594,15 +505,6 @@ def _check_store_url(url: str) -> None:
         ) from None  # fmt: skip
     # SQLAlchemy ends the password at its first "@": the rest would be taken for the host.
     _require("@" not in (parsed.host or ""), "store.url", _PERCENT_ENCODE)
-
-
-def _check_whsec(secret: str, key: str) -> None:
-    body = secret.removeprefix("whsec_")
-    try:
-        raw = base64.b64decode(body, validate=True)
-    except ValueError:
-        raise ConfigError(key, "a Standard Webhooks secret is whsec_<base64>") from None
-    _require(len(raw) >= 16, key, "secret too short: use at least 24 random bytes")
 
 
 def _require(ok: bool, key: str, problem: str) -> None:

@@ -1,24 +1,27 @@
 """Adapter: what one automation platform tells the service about itself.
 
 A platform (UiPath, Robocorp, Leapwork, Workato, ...) is one package under
-`service/vendors/<name>/` that exports one `Platform`; `service/vendors/__init__.py` lists
+`service/vendors/<name>/` that exports one `Platform`; `service/vendors/registry.py` lists
 them, one line each. The core asks the registry and never names a platform:
 
-    settings.py            the platform's `[clients.<name>]` and `[sources.<name>]` tables
+    settings.py            `tables`: its `[clients.<name>]` and `[sources.<name>]` tables
     receiver/sources.py    `receiving`: its callback path, verifier and normaliser
     resources.py           `running.client`: its run client, when its credentials are set
     automation/rules.py    `running.check_target`: a rule's `start.target`, at start-up
     automation/starter.py  `running.credential`: what a run is given to call back with
     automation/completion  `completion`: the run keys and state a callback event carries
+    automation/preflight   `running.preflight`: its start-up check of its rules' targets
     admin/openapi          `api`: the callback endpoint's description and body schema
     simulators/lab.py      `lab`: its simulator, wired to the service, for tests and demo
 
-A platform package may import the generic toolkit only: this module, `service.runs`,
-`service.errors`, `service.cloudevent`, `service.callback_tokens`, `service.settings`,
+A platform package may import the generic toolkit only: this module, `vendors.tables`
+(shared settings shapes and checks), `vendors.openapi`, `service.config` (`setting`),
+`service.runs`, `service.errors`, `service.cloudevent`, `service.callback_tokens`,
 `service.clients.base` and `clients.ratelimit`, the verifiers in
 `service.receiver.signatures` and `service.receiver.runtoken`, the normaliser kit in
-`service.receiver.normalise`, and `service.simulators.base`. Never the receiver's app,
-the worker, the admin API or the automation loop (tests/unit/test_layers.py checks).
+`service.receiver.normalise`, and `service.simulators.base`. Never `service.settings`
+(which imports the registry), the receiver's app, the worker, the admin API or the
+automation loop (tests/unit/test_layers.py checks).
 """
 
 from __future__ import annotations
@@ -50,19 +53,37 @@ Schema = dict[str, Any]  # a piece of the OpenAPI document, as plain dicts
 
 @dataclass(frozen=True)
 class Tables(Generic[ClientT, SourceT]):
-    """The platform's two settings tables, their environment variables and their checks.
+    """The platform's two settings tables and their checks.
 
     `client` is the frozen dataclass of `[clients.<name>]` (how to call the platform),
-    `source` that of `[sources.<name>]` (how its callbacks authenticate); both default to
-    "not configured". `env` maps each environment variable to its dotted key
+    `source` that of `[sources.<name>]` (how its callbacks authenticate); both construct
+    with no arguments as "not configured". Declare each field with `service.config.setting`
+    (its default, documentation and environment variable: config/default.toml and the
+    variables are derived from them); `client_doc`/`source_doc` document the tables
+    themselves. `env` adds variables for fields declared without one
     (`"WORKATO_API_TOKEN": "clients.workato.api_token"`). `validate` raises ConfigError
-    naming the key of a value that cannot work.
+    naming the key of a value that cannot work. `run_tokens`: whether, with these client
+    settings, runs are given their own callback token, so that start-up requires
+    `sources.callback_signing_keys` when `automation.callback_base_url` is set.
     """
 
     client: type[ClientT]
     source: type[SourceT]
     env: Mapping[str, str] = field(default_factory=dict)
     validate: Callable[[ClientT, SourceT], None] = lambda client, source: None
+    client_doc: str = ""
+    source_doc: str = ""
+    run_tokens: Callable[[ClientT], bool] = lambda client: False
+
+
+class SourcesTable(Protocol):
+    """What `[sources]` holds for every platform (service.settings.SourcesSettings)."""
+
+    @property
+    def timestamp_tolerance_s(self) -> int: ...
+
+    @property
+    def callback_signing_keys(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,10 @@ class SharedKeys:
 
     tolerance_s: int
     signing_keys: Sequence[str] = field(repr=False)
+
+    @classmethod
+    def of(cls, sources: SourcesTable) -> SharedKeys:
+        return cls(sources.timestamp_tolerance_s, sources.callback_signing_keys)
 
 
 # --- Receiving: the callback endpoint -----------------------------------------------------

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from service.settings import SourcesSettings
-from service.vendors.adapter import AnyPlatform, SharedKeys
+from service.vendors.adapter import AnyPlatform, SharedKeys, SourcesTable
 
 PACKAGES = (
     "service.vendors.leapwork",
@@ -38,6 +37,6 @@ def find(name: str) -> AnyPlatform | None:
     return _BY_NAME.get(name)
 
 
-def shared_keys(sources: SourcesSettings) -> SharedKeys:
+def shared_keys(sources: SourcesTable) -> SharedKeys:
     """What every platform's callback check shares, from `[sources]`."""
-    return SharedKeys(sources.timestamp_tolerance_s, sources.callback_signing_keys)
+    return SharedKeys.of(sources)

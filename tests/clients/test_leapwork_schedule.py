@@ -18,8 +18,9 @@ from service.automation import preflight
 from service.automation.rules import load as load_rules
 from service.errors import VendorRejected
 from service.resources import Resources
-from service.settings import LeapworkApi, from_mapping
+from service.settings import from_mapping
 from service.vendors.leapwork.client import LeapworkClient, variable_names
+from service.vendors.leapwork.settings import LeapworkApi
 from service.vendors.leapwork.simulator import LeapworkSimulator
 from tests.clients.support import wait_until
 

@@ -11,9 +11,9 @@ import pytest
 
 from service.errors import Unauthorized, VendorRejected, VendorUnavailable
 from service.receiver.signatures import BodyHmac
-from service.settings import RobocorpApi
 from service.vendors.robocorp import callback as robocorp
 from service.vendors.robocorp.client import RobocorpClient, started_run_id
+from service.vendors.robocorp.settings import RobocorpApi
 from service.vendors.robocorp.simulator import RobocorpSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 

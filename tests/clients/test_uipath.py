@@ -14,9 +14,9 @@ from service.clients.base import Response
 from service.errors import VendorRejected, VendorUnavailable
 from service.receiver.signatures import BodyHmac
 from service.runs import RunState
-from service.settings import UipathApi
 from service.vendors.uipath import callback as uipath
 from service.vendors.uipath.client import START_JOBS, UipathClient, job_run_state, output_arguments
+from service.vendors.uipath.settings import UipathApi
 from service.vendors.uipath.simulator import UipathSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 

@@ -14,10 +14,10 @@ from service import callback_tokens
 from service.clients.base import Response
 from service.errors import VendorRejected, VendorUnavailable
 from service.receiver.runtoken import RunCallback, RunToken
-from service.settings import WorkatoApi
 from service.vendors.workato import callback as workato
 from service.vendors.workato.client import WorkatoClient, answered
 from service.vendors.workato.jobs import MAX_PAGES, job_run_state
+from service.vendors.workato.settings import WorkatoApi
 from service.vendors.workato.simulator import FAILURE, FUNCTION_STOPPED, WorkatoSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from service.errors import VendorRejected, VendorUnavailable
-from service.settings import LeapworkApi
 from service.vendors.leapwork.client import LeapworkClient
+from service.vendors.leapwork.settings import LeapworkApi
 from service.vendors.leapwork.simulator import LeapworkSimulator
 from tests.clients.support import poll_state
 from tests.contracts.contract import contract

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from service.errors import VendorRejected
-from service.settings import RobocorpApi
 from service.vendors.robocorp.client import RobocorpClient
+from service.vendors.robocorp.settings import RobocorpApi
 from service.vendors.robocorp.simulator import RobocorpSimulator
 from tests.clients.support import CallbackInbox, poll_state
 from tests.contracts.contract import contract, delivery_problems

@@ -14,8 +14,8 @@ import pytest
 from service.automation.completion import parse
 from service.cloudevent import CloudEvent
 from service.errors import VendorRejected
-from service.settings import UipathApi
 from service.vendors.uipath.client import UipathClient
+from service.vendors.uipath.settings import UipathApi
 from service.vendors.uipath.simulator import UipathSimulator
 from tests.clients.support import CallbackInbox, poll_state
 from tests.contracts.contract import contract, delivery_problems

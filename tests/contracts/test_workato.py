@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from service.errors import VendorRejected
-from service.settings import WorkatoApi
 from service.vendors.workato.client import WorkatoClient
+from service.vendors.workato.settings import WorkatoApi
 from service.vendors.workato.simulator import WorkatoSimulator
 from tests.clients.support import CallbackInbox
 from tests.contracts.recording import Recorder, operation_problems, outside_contract

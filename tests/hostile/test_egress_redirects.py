@@ -23,12 +23,16 @@ from yarl import URL
 from service.clients.base import redirect_target
 from service.clients.leanix import LeanixClient
 from service.errors import VendorRedirected
-from service.settings import LeanixApi, LeapworkApi, RobocorpApi, UipathApi, WorkatoApi
+from service.settings import LeanixApi
 from service.vendors.leapwork.client import LeapworkClient
+from service.vendors.leapwork.settings import LeapworkApi
 from service.vendors.robocorp.client import RobocorpClient
+from service.vendors.robocorp.settings import RobocorpApi
 from service.vendors.uipath.client import UipathClient
+from service.vendors.uipath.settings import UipathApi
 from service.vendors.workato.client import WorkatoClient
 from service.vendors.workato.jobs import WorkatoJobs
+from service.vendors.workato.settings import WorkatoApi
 
 pytestmark = pytest.mark.timeout(20)
 

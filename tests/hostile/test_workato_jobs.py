@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from service.errors import VendorUnavailable
-from service.settings import WorkatoApi
 from service.vendors.workato.client import WorkatoClient
 from service.vendors.workato.jobs import DETAIL_CHARS, MAX_PAGES
+from service.vendors.workato.settings import WorkatoApi
 
 CID = "6f1c2a9e-3b7d-5e40-9a1f-0c2b4d6e8f10"
 RECIPE = 42

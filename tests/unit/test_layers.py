@@ -93,11 +93,12 @@ TOOLKIT = {
     "service.receiver.normalise",
     "service.receiver.runtoken",
     "service.receiver.signatures",
+    "service.config",
     "service.runs",
-    "service.settings",
     "service.simulators.base",
     "service.vendors.adapter",
     "service.vendors.openapi",
+    "service.vendors.tables",
 }
 
 

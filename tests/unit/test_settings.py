@@ -16,9 +16,22 @@ from tests import senders
 DEFAULT_TOML = Path(settings.DEFAULT_CONFIG)
 
 
-def test_default_toml_documents_every_key_with_its_default() -> None:
-    documented = settings.from_mapping(tomllib.loads(DEFAULT_TOML.read_text()))
+def test_default_toml_is_generated_from_the_settings_and_changes_nothing() -> None:
+    committed = DEFAULT_TOML.read_text()
+    assert committed == settings.defaults_toml(), "config/default.toml is stale: make config"
+    documented = settings.from_mapping(tomllib.loads(committed))
     assert documented == settings.Settings()
+    assert settings.load({"SERVICE_CONFIG": str(DEFAULT_TOML)}) == settings.Settings()
+
+
+def test_the_environment_table_is_derived_from_the_fields() -> None:
+    assert settings.ENVIRONMENT["HTTP_PORT"] == "http.port"
+    assert settings.ENVIRONMENT["UIPATH_WEBHOOK_SECRET"] == "sources.uipath.secrets"
+    assert settings.ENVIRONMENT["ROBOCORP_WEBHOOK_SECRET"] == "sources.robocorp.secrets"
+    assert settings.ENVIRONMENT["WORKATO_CALLBACK_SECRET"] == "sources.workato.secrets"
+    text = DEFAULT_TOML.read_text()
+    for name in settings.ENVIRONMENT:
+        assert f"${name}" in text
 
 
 def test_environment_overrides_and_lists() -> None:
@@ -238,3 +251,53 @@ def test_receiver_bounds_are_validated(http: dict[str, int], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         settings.from_mapping({"http": http})
     assert caught.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("tree", "key"),
+    [
+        ({"http": {"port": True}}, "http.port"),  # a bool is not an integer
+        ({"http": {"port": 80.0}}, "http.port"),
+        ({"eventlog": {"enabled": "yes"}}, "eventlog.enabled"),
+        ({"worker": {"retry_delays_s": [5, "soon"]}}, "worker.retry_delays_s"),
+        ({"rules": [{"on": "x"}, "not a table"]}, "rules"),
+        ({"http": "not a table"}, "http"),
+        ({"clients": {"uipath": {"client_secret": ["PWsecret"]}}}, "clients.uipath.client_secret"),
+    ],
+)
+def test_mistyped_toml_values_name_the_key_and_never_echo_the_value(
+    tree: dict[str, object], key: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.from_mapping(tree)
+    assert caught.value.key == key
+    for value in ("soon", "not a table", "PWsecret", "yes"):
+        assert value not in str(caught.value)
+
+
+def test_floats_take_integers_and_lists_become_tuples() -> None:
+    loaded = settings.from_mapping(
+        {"http": {"body_timeout_s": 7}, "worker": {"retry_delays_s": [1]}}
+    )
+    assert loaded.http.body_timeout_s == 7.0 and isinstance(loaded.http.body_timeout_s, float)
+    assert loaded.worker.retry_delays_s == (1.0,)
+
+
+def test_environment_values_are_converted_and_errors_name_the_variable() -> None:
+    loaded = settings.load({"RETRY_DELAYS_S": "1, 2.5,", "UIPATH_FOLDER_ID": "7"})
+    assert loaded.worker.retry_delays_s == (1.0, 2.5)
+    assert loaded.clients.uipath.folder_id == 7
+    with pytest.raises(ConfigError) as caught:
+        settings.load({"RETRY_DELAYS_S": "5,PWsoon"})
+    assert caught.value.key == "worker.retry_delays_s (from $RETRY_DELAYS_S)"
+    assert "PWsoon" not in str(caught.value)
+
+
+def test_the_command_line_prints_the_generated_defaults_whatever_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.__main__ import main
+
+    monkeypatch.setenv("HTTP_PORT", "not a port")  # a broken setting is no obstacle
+    assert main(["settings", "defaults"]) == 0
+    assert capsys.readouterr().out == DEFAULT_TOML.read_text()

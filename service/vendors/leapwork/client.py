@@ -24,7 +24,7 @@ from yarl import URL
 from service.clients.base import Response, RunnerApi
 from service.errors import VendorRejected, VendorUnavailable
 from service.runs import RunState, RunStatus
-from service.settings import LeapworkApi
+from service.vendors.leapwork.settings import LeapworkApi
 
 # FlowInfo.Status of a run item, as Leapwork's Jenkins plugin reads it. [U] The docs show
 # "Pass" where the plugins read "Passed": both pass. "Done" passes, as with the plugin's

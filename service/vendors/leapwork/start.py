@@ -13,9 +13,10 @@ import aiohttp
 
 from service.errors import ConfigError
 from service.runs import RunClient
-from service.settings import CallbackSource, LeapworkApi
 from service.vendors.adapter import SharedKeys, require, run_token
 from service.vendors.leapwork.client import LeapworkClient
+from service.vendors.leapwork.settings import LeapworkApi
+from service.vendors.tables import CallbackSource
 
 
 def client(session: aiohttp.ClientSession, settings: LeapworkApi) -> RunClient | None:

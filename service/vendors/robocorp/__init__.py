@@ -2,6 +2,7 @@
 
 client.py     the Control Room API client (start, run status, find by correlation id)
 callback.py   /callbacks/robocorp: hex HMAC of the body; normalise; completion
+settings.py   [clients.robocorp] and [sources.robocorp], checked at start-up
 start.py      a rule's target; the client once configured; the secret runs sign with
 openapi.py    the callback endpoint's description
 simulator.py  a faithful local Control Room; lab.py wires it into the lab
@@ -9,10 +10,11 @@ simulator.py  a faithful local Control Room; lab.py wires it into the lab
 
 from __future__ import annotations
 
-from service.settings import HmacSource, RobocorpApi
 from service.vendors.adapter import LabPlatform, Platform, Receiving, Running, Tables
-from service.vendors.robocorp import callback, start
+from service.vendors.robocorp import callback, settings, start
 from service.vendors.robocorp.openapi import API
+from service.vendors.robocorp.settings import RobocorpApi
+from service.vendors.tables import HmacSource
 
 
 def _lab(run_duration_s: float) -> LabPlatform:
@@ -23,7 +25,12 @@ def _lab(run_duration_s: float) -> LabPlatform:
 
 PLATFORM = Platform[RobocorpApi, HmacSource](
     name="robocorp",
-    tables=Tables(RobocorpApi, HmacSource),
+    tables=Tables(
+        RobocorpApi,
+        HmacSource,
+        validate=settings.validate,
+        source_doc="The Control Room webhook / callback secret(s).",
+    ),
     receiving=Receiving(
         path="/callbacks/robocorp",
         verifier=callback.verifier,

@@ -17,8 +17,8 @@ from service.errors import MalformedEvent
 from service.receiver.normalise import Facts, event_type, optional, segment, text, words
 from service.receiver.signatures import BodyHmac, Verifier
 from service.runs import RunState, RunStatus
-from service.settings import HmacSource
 from service.vendors.adapter import Completion, SharedKeys
+from service.vendors.tables import HmacSource
 
 COMPLETIONS = ("robocorp.process_run.*",)
 _STATUS = {"completed": "succeeded", "unresolved": "failed", "started": "running"}

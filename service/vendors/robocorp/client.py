@@ -20,7 +20,7 @@ from yarl import URL
 from service.clients.base import Response, RunnerApi
 from service.errors import VendorRejected
 from service.runs import RunState, RunStatus
-from service.settings import RobocorpApi
+from service.vendors.robocorp.settings import RobocorpApi
 
 # ProcessRunResource.state -> ours. "unresolved" means some work items failed and wait for
 # someone to retry or resolve them: terminal for us. [U] A state not listed here keeps

@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 
 from service.runs import RunClient
-from service.settings import HmacSource, RobocorpApi
 from service.vendors.adapter import SharedKeys, require
 from service.vendors.robocorp.client import RobocorpClient
+from service.vendors.robocorp.settings import RobocorpApi
+from service.vendors.tables import HmacSource
 
 
 def client(session: aiohttp.ClientSession, settings: RobocorpApi) -> RunClient | None:

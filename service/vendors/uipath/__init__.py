@@ -2,6 +2,7 @@
 
 client.py     the Orchestrator API client (token, StartJobs, job status, find by Reference)
 callback.py   /callbacks/uipath: base64 HMAC of the body; normalise; completion
+settings.py   [clients.uipath] and [sources.uipath], checked at start-up
 start.py      a rule's target; the client once configured
 openapi.py    the webhook endpoint's description
 simulator.py  a faithful local Orchestrator; lab.py wires it into the lab
@@ -9,10 +10,11 @@ simulator.py  a faithful local Orchestrator; lab.py wires it into the lab
 
 from __future__ import annotations
 
-from service.settings import HmacSource, UipathApi
 from service.vendors.adapter import LabPlatform, Platform, Receiving, Running, Tables
-from service.vendors.uipath import callback, start
+from service.vendors.tables import HmacSource
+from service.vendors.uipath import callback, settings, start
 from service.vendors.uipath.openapi import API
+from service.vendors.uipath.settings import UipathApi
 
 
 def _lab(run_duration_s: float) -> LabPlatform:
@@ -23,7 +25,12 @@ def _lab(run_duration_s: float) -> LabPlatform:
 
 PLATFORM = Platform[UipathApi, HmacSource](
     name="uipath",
-    tables=Tables(UipathApi, HmacSource),
+    tables=Tables(
+        UipathApi,
+        HmacSource,
+        validate=settings.validate,
+        source_doc="The Orchestrator webhook's secret(s).",
+    ),
     receiving=Receiving(
         path="/callbacks/uipath",
         verifier=callback.verifier,

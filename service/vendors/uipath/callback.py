@@ -16,8 +16,8 @@ from service.cloudevent import CloudEvent
 from service.errors import MalformedEvent
 from service.receiver.normalise import Facts, event_type, optional, segment, text, words
 from service.receiver.signatures import BodyHmac, Verifier
-from service.settings import HmacSource
 from service.vendors.adapter import Completion, SharedKeys, event_data
+from service.vendors.tables import HmacSource
 from service.vendors.uipath.client import job_run_state
 
 COMPLETIONS = ("uipath.job.*",)

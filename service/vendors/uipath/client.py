@@ -20,7 +20,7 @@ import orjson
 from service.clients.base import Response, RunnerApi
 from service.errors import VendorRejected, VendorUnavailable
 from service.runs import RunState, RunStatus
-from service.settings import UipathApi
+from service.vendors.uipath.settings import UipathApi
 
 START_JOBS = "/odata/Jobs/UiPath.Server.Configuration.OData.StartJobs"
 FOLDER_HEADER = "X-UIPATH-OrganizationUnitId"

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 
 from service.runs import RunClient
-from service.settings import UipathApi
 from service.vendors.adapter import require
 from service.vendors.uipath.client import UipathClient
+from service.vendors.uipath.settings import UipathApi
 
 
 def client(session: aiohttp.ClientSession, settings: UipathApi) -> RunClient | None:

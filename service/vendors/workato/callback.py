@@ -17,8 +17,8 @@ from service.errors import MalformedEvent
 from service.receiver.normalise import Facts, optional
 from service.receiver.signatures import Verifier
 from service.runs import RunState, RunStatus
-from service.settings import CallbackSource
 from service.vendors.adapter import Completion, SharedKeys, event_data, outputs, signed_or_run_token
+from service.vendors.tables import CallbackSource
 
 COMPLETIONS = ("workato.job.*",)
 

@@ -24,8 +24,8 @@ import orjson
 from service.clients.base import Response, RunnerApi
 from service.errors import VendorRejected
 from service.runs import RunState, RunStatus
-from service.settings import WorkatoApi
 from service.vendors.workato.jobs import WorkatoJobs, job_run_state
+from service.vendors.workato.settings import WorkatoApi
 
 # The recipe's answer (our contract for API recipes, README): a result, or "accepted".
 # [U] Workato fixes no vocabulary here, so common synonyms are accepted too.

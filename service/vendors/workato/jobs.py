@@ -27,7 +27,7 @@ from yarl import URL
 from service.clients.base import HttpApi, Response
 from service.errors import VendorRejected
 from service.runs import RunState, RunStatus
-from service.settings import WorkatoApi
+from service.vendors.workato.settings import WorkatoApi
 
 # A busy recipe may have many jobs newer than ours; ours is usually on the first page,
 # and a run not found stays running until its deadline.

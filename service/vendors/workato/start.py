@@ -13,9 +13,10 @@ import aiohttp
 
 from service.errors import ConfigError
 from service.runs import RunClient
-from service.settings import CallbackSource, WorkatoApi
 from service.vendors.adapter import SharedKeys, require, run_token
+from service.vendors.tables import CallbackSource
 from service.vendors.workato.client import WorkatoClient
+from service.vendors.workato.settings import WorkatoApi
 
 
 def client(session: aiohttp.ClientSession, settings: WorkatoApi) -> RunClient | None:
