@@ -14,7 +14,7 @@ from service.errors import VendorRejected, VendorUnavailable
 from service.vendors.adapter import SharedKeys
 from service.vendors.http import callback
 from service.vendors.http.client import HttpClient
-from service.vendors.http.settings import HttpApi, HttpSource
+from service.vendors.http.settings import Credential, HttpApi, HttpSource
 from service.vendors.http.simulator import API_KEY_HEADER, FAILURE, HttpEndpointSimulator
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
@@ -43,7 +43,7 @@ def api(**overrides: Any) -> HttpApi:
     values: dict[str, Any] = {
         "timeout_s": 5.0,
         "plain_http_hosts": ("127.0.0.1",),
-        "credentials": {"flows": {"hosts": ["127.0.0.1"], "headers": {API_KEY_HEADER: API_KEY}}},
+        "credentials": (Credential("flows", ("127.0.0.1",), {API_KEY_HEADER: API_KEY}),),
     }
     return HttpApi(**(values | overrides))
 
@@ -279,7 +279,7 @@ async def test_a_refused_credential_is_rejected_without_echoing_it(
     make_client: Callable[..., HttpClient], sim: HttpEndpointSimulator
 ) -> None:
     url = sim.add_flow("provision")
-    wrong = {"flows": {"hosts": ["127.0.0.1"], "headers": {API_KEY_HEADER: "wrong-key-4d1e"}}}
+    wrong = (Credential("flows", ("127.0.0.1",), {API_KEY_HEADER: "wrong-key-4d1e"}),)
 
     with pytest.raises(VendorRejected) as caught:
         await make_client(credentials=wrong).start(target(url), INPUTS, correlation_id=CID)

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from service.errors import VendorRedirected, VendorRejected
 from service.vendors.http.client import HttpClient
-from service.vendors.http.settings import HttpApi
+from service.vendors.http.settings import Credential, HttpApi
 from service.vendors.http.simulator import API_KEY_HEADER, HttpEndpointSimulator
 
 pytestmark = pytest.mark.timeout(20)
@@ -69,7 +69,7 @@ async def flows() -> AsyncIterator[HttpEndpointSimulator]:
 async def client(flows: HttpEndpointSimulator) -> AsyncIterator[HttpClient]:
     """Its credential is bound to the flow endpoint's host and port only."""
     bound = flows.base_url.split("://")[1]
-    credentials = {"flows": {"hosts": [bound], "headers": {API_KEY_HEADER: API_KEY}}}
+    credentials = (Credential("flows", (bound,), {API_KEY_HEADER: API_KEY}),)
     settings = HttpApi(timeout_s=5.0, plain_http_hosts=("127.0.0.1", "localhost"),
                        credentials=credentials)  # fmt: skip
     async with aiohttp.ClientSession() as session:

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 import structlog
 
+from service import settings
 from service.errors import ConfigError
+from service.vendors import registry
 from service.vendors.adapter import PlannedRun
 from service.vendors.http.client import HttpClient
 from service.vendors.http.endpoint import build_url, endpoint
 from service.vendors.http.preflight import check_rules
-from service.vendors.http.settings import HttpApi, HttpSource, named_credentials, validate
+from service.vendors.http.settings import Credential, HttpApi, named_credentials
 
 KEY = "rules[r].start.target"
 SECRET = "credential-value-never-echoed-5b9e"
@@ -108,49 +111,73 @@ def test_a_missing_input_is_named() -> None:
         build_url(endpoint(target(), KEY), {})
 
 
+def loaded(**http: Any) -> settings.Settings:
+    return settings.from_mapping({"clients": {"http": http}})
+
+
 @pytest.mark.parametrize(
-    ("credentials", "key"),
+    ("credential", "key"),
     [
-        ({"n8n": {"headers": {"X-Key": SECRET}}}, "clients.http.credentials.n8n.hosts"),
-        ({"n8n": {"hosts": ["n8n.example.com"]}}, "clients.http.credentials.n8n.headers"),
-        ({"n8n": {"hosts": ["https://n8n.example.com"], "headers": {"X-Key": SECRET}}},
-         "clients.http.credentials.n8n.hosts"),
-        ({"n8n": {"hosts": ["n8n.example.com"], "headers": {"X-Key": SECRET + "\n"}}},
-         "clients.http.credentials.n8n.headers.X-Key"),
-        ({"n8n": {"hosts": ["n8n.example.com"], "headers": {"X-Key": " "}}},
-         "clients.http.credentials.n8n.headers.X-Key"),
-        ('{"n8n": ', "clients.http.credentials"),
+        ({"name": "n8n", "hosts": [], "headers": {"X-Key": SECRET}}, "n8n].hosts"),
+        ({"name": "n8n", "hosts": ["n8n.example.com"], "headers": {}}, "n8n].headers"),
+        ({"name": "n8n", "hosts": ["https://n8n.example.com"], "headers": {"X-Key": SECRET}},
+         "n8n].hosts"),
+        ({"name": "n8n", "hosts": ["n8n.example.com"], "headers": {"X-Key": SECRET + "\n"}},
+         "n8n].headers.X-Key"),
+        ({"name": "n8n", "hosts": ["n8n.example.com"], "headers": {"X-Key": " "}},
+         "n8n].headers.X-Key"),
+        ({"name": " ", "hosts": ["n8n.example.com"], "headers": {"X-Key": SECRET}}, "].name"),
     ],
 )  # fmt: skip
-def test_a_credential_that_cannot_work_is_refused_without_echoing_it(
-    credentials: Any, key: str
+def test_a_credential_that_cannot_work_stops_start_up_without_echoing_it(
+    credential: dict[str, Any], key: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        validate(HttpApi(credentials=credentials), HttpSource())
+        loaded(credentials=[credential])
 
-    assert caught.value.key == key
+    assert caught.value.key.startswith("clients.http.credentials[")
+    assert caught.value.key.endswith(key)
     assert SECRET not in str(caught.value)
 
 
 def test_credentials_may_come_as_json_from_the_environment() -> None:
-    api = HttpApi(credentials='{"n8n": {"hosts": ["N8N.example.com"], "headers": {"X-K": "v"}}}')
+    given = [{"name": "n8n", "hosts": ["N8N.example.com"], "headers": {"X-K": SECRET}}]
+    loaded_settings = settings.load(
+        {"HTTP_CREDENTIALS": orjson.dumps(given).decode(), "HTTP_PLAIN_HTTP_HOSTS": "a,b"}
+    )
+    api = registry.platform("http").client_settings(loaded_settings.clients)
 
     [credential] = named_credentials(api).values()
 
     assert credential.allows("n8n.example.com", None)
     assert not credential.allows("n8n.example.com.evil.com", None)
-    assert "v" not in repr(api) + repr(credential)
+    assert api.plain_http_hosts == ("a", "b")
+    assert SECRET not in repr(loaded_settings) + repr(credential)
+
+
+@pytest.mark.parametrize("text", ["[{", '{"n8n": {}}', '[{"name": "n8n"}]'])
+def test_unreadable_json_credentials_stop_start_up(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        loaded(credentials_json=text)
+
+    assert caught.value.key.startswith("clients.http.credentials_json")
+
+
+def test_two_credentials_of_one_name_are_refused() -> None:
+    one = {"name": "n8n", "hosts": ["n8n.example.com"], "headers": {"X-K": SECRET}}
+    with pytest.raises(ConfigError, match="two credentials"):
+        loaded(credentials=[one, one])
 
 
 def test_a_weak_callback_secret_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
-        validate(HttpApi(), HttpSource(("whsec_c2hvcnQ=",)))
+        settings.from_mapping({"sources": {"http": {"secrets": ["whsec_c2hvcnQ="]}}})
 
     assert caught.value.key == "sources.http.secrets"
 
 
 async def test_preflight_logs_each_rule_that_would_be_refused_never_a_secret() -> None:
-    credentials = {"n8n": {"hosts": ["n8n.example.com"], "headers": {"X-Key": SECRET}}}
+    credentials = (Credential("n8n", ("n8n.example.com",), {"X-Key": SECRET}),)
     runs = [
         PlannedRun("fine", {"url": "https://n8n.example.com/{id}", "credential": "n8n"},
                    {"id": "{{ fact_sheet.id }}"}),

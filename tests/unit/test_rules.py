@@ -13,8 +13,8 @@ import pytest
 from service.automation import factsheet, rules, templates
 from service.errors import ConfigError
 from service.settings import from_mapping
-from service.vendors import registry
 from service.simulators.lab import Lab
+from service.vendors import registry
 from tests.senders import fixture
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "rules.example.toml"

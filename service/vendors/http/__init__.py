@@ -28,7 +28,7 @@ from service.vendors.http.client import HttpClient
 from service.vendors.http.endpoint import endpoint
 from service.vendors.http.openapi import API
 from service.vendors.http.preflight import check_rules
-from service.vendors.http.settings import ENVIRONMENT, HttpApi, HttpSource, validate
+from service.vendors.http.settings import HttpApi, HttpSource, validate
 
 
 def _client(session: aiohttp.ClientSession, settings: HttpApi) -> RunClient | None:
@@ -48,7 +48,13 @@ def _lab(run_duration_s: float) -> LabPlatform:
 
 PLATFORM = Platform[HttpApi, HttpSource](
     name="http",
-    tables=Tables(HttpApi, HttpSource, ENVIRONMENT, validate),
+    tables=Tables(
+        HttpApi,
+        HttpSource,
+        validate=validate,
+        client_doc="Any HTTPS endpoint a rule names (README: Any HTTP endpoint)",
+        source_doc="/callbacks/http: Standard Webhooks secrets (run tokens need none)",
+    ),
     receiving=Receiving(
         path=callback.PATH,
         verifier=callback.verifier,

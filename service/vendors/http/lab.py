@@ -51,8 +51,8 @@ class HttpLab:
             "HTTP_CALLBACK_SECRET": CALLBACK_SECRET,
         }
 
-    def _credentials(self) -> dict[str, Any]:
-        return {"lab": {"hosts": [self.host], "headers": {API_KEY_HEADER: API_KEY}}}
+    def _credentials(self) -> list[dict[str, Any]]:
+        return [{"name": "lab", "hosts": [self.host], "headers": {API_KEY_HEADER: API_KEY}}]
 
 
 def lab(run_duration_s: float) -> HttpLab:
