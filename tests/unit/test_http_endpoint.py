@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -10,6 +12,7 @@ import pytest
 import structlog
 
 from service import settings
+from service.automation import rules
 from service.errors import ConfigError
 from service.vendors import registry
 from service.vendors.adapter import PlannedRun
@@ -194,3 +197,16 @@ async def test_preflight_logs_each_rule_that_would_be_refused_never_a_secret() -
     assert [line["rule"] for line in logged] == ["unknown", "unbound", "plain", "variable"]
     assert all(line["event"] == "http.rule_refused_at_start" for line in logged)
     assert SECRET not in str(logged)
+
+
+def test_the_readme_example_loads() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Any HTTP endpoint", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+
+    loaded = settings.from_mapping(tomllib.loads(example))
+    [rule] = rules.load(loaded.rules)
+
+    assert (rule.vendor, rule.target["credential"]) == ("http", "n8n")
+    api = registry.platform("http").client_settings(loaded.clients)
+    assert named_credentials(api)["n8n"].allows("n8n.example.com", None)

@@ -112,13 +112,13 @@ class HttpClient(RunnerApi):
         credential = self._credentials.get(name)
         if credential is None:
             raise VendorRejected(
-                VENDOR, f"no credential {name!r}: add [clients.http.credentials.{name}]"
+                VENDOR, f"no credential {name!r}: add one to [[clients.http.credentials]]"
             )
         if not credential.allows(url.host or "", url.explicit_port):
             raise VendorRejected(
                 VENDOR,
-                f"credential {name!r} is not bound to host {url.host}: add it to "
-                f"clients.http.credentials.{name}.hosts if it is meant to go there",
+                f"credential {name!r} is not bound to host {url.host}: add the host to its "
+                "hosts in clients.http.credentials if it is meant to go there",
             )
         return credential
 
