@@ -16,7 +16,7 @@ from aiohttp import web
 
 from service import metrics
 from service.bus.broker import Broker
-from service.receiver.problems import problem
+from service.problems import problem
 from service.startup import STARTUP, Startup
 
 # Extra work done before each scrape (refreshing gauges); set by the worker.

@@ -1,11 +1,15 @@
-"""Resources: what handlers use, opened once per worker process and closed in one place.
+"""Resources: what the worker opens once per process and closes in one place.
 
 One aiohttp session for every vendor client, the store, the broker, and the rules. A
 platform's client (service/vendors/) exists only when its credentials are configured.
+Handlers see only the part of it they may use (`services()`: the clients, never the
+settings or the broker); the built-in automation, a handler module like any other, finds
+the whole of it in the state under `RESOURCES`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +27,12 @@ from service.runs import RunClient
 from service.settings import ClientsSettings, LeanixApi, Settings
 from service.store import Database
 from service.vendors import registry
+from service.worker.context import Services, StateKey
 
 log = structlog.get_logger("service.resources")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Resources:
     settings: Settings
     broker: Broker
@@ -36,6 +41,16 @@ class Resources:
     leanix: LeanixClient | None = None
     runners: dict[str, RunClient] = field(default_factory=dict)
     rules: tuple[Any, ...] = ()  # automation.rules.Rule
+
+    def services(self) -> Services:
+        """What handlers may use: the clients, and a state that holds this under RESOURCES."""
+        services = Services(run_clients=self.runners, leanix_client=self.leanix)
+        services.state[RESOURCES] = self
+        return services
+
+
+# The whole of the worker's resources, for the built-in automation only (not exported).
+RESOURCES: StateKey[Resources] = StateKey("service.resources")
 
 
 def run_clients(session: aiohttp.ClientSession, clients: ClientsSettings) -> dict[str, RunClient]:
@@ -64,7 +79,11 @@ async def open_database(settings: Settings, stack: AsyncExitStack) -> Database:
 
 
 async def open_resources(
-    settings: Settings, broker: Broker, database: Database, stack: AsyncExitStack
+    settings: Settings,
+    broker: Broker,
+    database: Database,
+    stack: AsyncExitStack,
+    rules: Sequence[Any] = (),
 ) -> Resources:
     """Open the HTTP session over the opened store; register their closing on `stack`."""
     session = aiohttp.ClientSession(raise_for_status=False)
@@ -75,9 +94,8 @@ async def open_resources(
     )
     if leanix is not None:
         await _learn_technical_user(leanix)
-    return Resources(
-        settings, broker, database, session, leanix, run_clients(session, settings.clients)
-    )
+    runners = run_clients(session, settings.clients)
+    return Resources(settings, broker, database, session, leanix, runners, tuple(rules))
 
 
 def leanix_pace(api: LeanixApi, database: Database) -> Pacer:

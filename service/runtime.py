@@ -26,21 +26,19 @@ from aiohttp import web
 
 from service import logs, metrics, processes
 from service.automation import handlers as automation
-from service.automation import preflight
-from service.automation.poller import Poller
 from service.automation.rules import VENDORS, check_clients
 from service.automation.rules import load as load_rules
 from service.bus.broker import Broker
 from service.probes import REFRESH, Refresh, worker_app
 from service.receiver import server
-from service.receiver.app import create_app
 from service.resources import database_of, open_resources
 from service.settings import MODES, Settings
 from service.startup import STARTUP, Startup, open_store
 from service.store import Database
+from service.web import create_app
 from service.worker.consumer import Consumer
 from service.worker.journal import prune_forever
-from service.worker.registry import Registry, import_modules
+from service.worker.registry import Registry, import_modules, open_lifespans
 
 log = structlog.get_logger("service")
 
@@ -184,19 +182,18 @@ async def _start_worker(
     stack: AsyncExitStack,
     stop: asyncio.Event,
 ) -> asyncio.Task[None]:
-    """Open the worker's resources, wire the automation loop if rules exist, consume."""
-    resources = await open_resources(settings, broker, database, stack)
+    """Open the worker's resources, include the automation loop if rules exist, run the
+    lifespans, consume."""
+    resources = await open_resources(settings, broker, database, stack, rules)
     check_clients(rules, resources.runners.keys(), resources.leanix is not None)
-    resources.rules = rules
-    if rules and not any(r.name == "automation.start" for r in registry.registrations):
-        automation.register(registry)
-    consumer = Consumer(settings, broker, registry, resources)
+    if rules:
+        registry.include(automation.registry)
+    services = resources.services()
+    await open_lifespans(registry, services, stack)  # closed after the consumer drained
+    consumer = Consumer(settings, broker, registry, services, database)
     starting = asyncio.create_task(consumer.start())
     starting.add_done_callback(lambda task: _fail_on_error(task, stop, "worker.start_failed"))
     stack.push_async_callback(_stop_consumer, consumer, starting, settings.http.shutdown_grace_s)
-    if rules:
-        await _start_background(Poller(resources).run, stack)
-        await _start_background(partial(preflight.check_at_start, resources), stack)
     if settings.eventlog.enabled:
         await _start_background(partial(prune_forever, database, settings.eventlog), stack)
     log.info("worker.rules", count=len(rules), vendors=sorted(resources.runners))

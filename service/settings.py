@@ -101,6 +101,9 @@ class AmqpSettings:
     queue_type: str = setting("quorum", "quorum or classic")
     delivery_limit: int = setting(20, "quorum queues: redeliveries before the broker dead-letters")
     connect_retry_s: float = setting(2.0, "pause between attempts to reach the broker")
+    publisher: str = setting(
+        "fast", "fast (hand-encoded, batched; only on a proven aiormq) or aio-pika"
+    )
 
     @property
     def safe_url(self) -> str:
@@ -393,6 +396,7 @@ def _validate(s: Settings) -> None:
     _require(bool(s.amqp.queue), "amqp.queue", "must not be empty")
     _require(s.amqp.queue_type in {"quorum", "classic"}, "amqp.queue_type", "quorum or classic")
     _require(s.amqp.delivery_limit >= 1, "amqp.delivery_limit", "must be at least 1")
+    _require(s.amqp.publisher in {"fast", "aio-pika"}, "amqp.publisher", "fast or aio-pika")
     _require(s.worker.prefetch >= 1, "worker.prefetch", "must be at least 1")
     _require(s.worker.handler_timeout_s > 0, "worker.handler_timeout_s", "must be positive")
     _require(s.worker.claim_lease_s >= 0.1, "worker.claim_lease_s", "must be at least 0.1 s")

@@ -1,12 +1,7 @@
 """The admin API, `/api/v1`: JSON, paginated, every route behind a scope.
 
-GET  /api/v1/events                 events:read    search the event log
-GET  /api/v1/events/{id}            events:read    one event with its attempts
-GET  /api/v1/runs                   runs:read      runs by Fact Sheet, vendor, status
-GET  /api/v1/dead-letters           events:read    what the worker gave up on (id=a&id=b)
-POST /api/v1/dead-letters/replay    events:replay  replay dead letters by filter
-GET  /api/v1/rules                  rules:read     the rules in force
-GET  /api/v1/status                 status:read    broker, queues, runs in flight, counts
+The handlers. routes.py lists them with their method, path and scope (the router and the
+OpenAPI document are both built from that list); each answer is a class in bodies.py.
 """
 
 from __future__ import annotations
@@ -23,7 +18,9 @@ import aiormq
 import orjson
 from aiohttp import web
 
-from service.admin.auth import DATABASE, require
+from service.admin import bodies
+from service.admin.auth import DATABASE
+from service.admin.bodies import MAX_LIMIT
 from service.automation import rules as rules_module
 from service.bus.broker import Broker
 from service.deadletters import DeadLetterQueue, Filters, parse_since, readers_lock, replay_all
@@ -39,23 +36,8 @@ BROKER_ERRORS = (
     RuntimeError,  # aio-pika: "Connection was not opened" while reconnecting
 )
 BROKER = web.AppKey("admin_broker", Broker)
-MAX_LIMIT = 500
+RUN_CURSOR = "[0-9]{1,18}"  # a run's id
 VERSION = "0.1.0"
-
-
-def add_routes(app: web.Application) -> None:
-    """Mount the admin API on `app` (which holds DATABASE, SETTINGS and BROKER)."""
-    routes = [
-        ("GET", "/api/v1/events", "events:read", list_events),
-        ("GET", "/api/v1/events/{id}", "events:read", get_event),
-        ("GET", "/api/v1/runs", "runs:read", list_runs),
-        ("GET", "/api/v1/dead-letters", "events:read", list_dead_letters),
-        ("POST", "/api/v1/dead-letters/replay", "events:replay", replay_dead_letters),
-        ("GET", "/api/v1/rules", "rules:read", list_rules),
-        ("GET", "/api/v1/status", "status:read", status),
-    ]
-    for method, path, scope, handler in routes:
-        app.router.add_route(method, path, require(scope, handler))
 
 
 def json(doc: Any, status: int = 200) -> web.Response:
@@ -94,42 +76,51 @@ def _time(query: Mapping[str, str], name: str) -> float | None:
         ) from None
 
 
-async def list_events(request: web.Request) -> web.Response:
+async def list_events(request: web.Request) -> bodies.EventPage:
+    """Search the event log, newest first."""
     q = request.query
     query = EventQuery(
-        type=q.get("type") or None, subject=q.get("subject") or None,
-        status=q.get("status") or None, since=_time(q, "since"), until=_time(q, "until"),
-        limit=_limit(q), cursor=q.get("cursor") or None,
-    )  # fmt: skip
+        type=q.get("type") or None,
+        subject=q.get("subject") or None,
+        status=q.get("status") or None,
+        since=_time(q, "since"),
+        until=_time(q, "until"),
+        limit=_limit(q),
+        cursor=q.get("cursor") or None,
+    )
     try:
         found, cursor = await request.app[DATABASE].events.search(query)
     except ValueError as exc:
         raise MalformedEvent(str(exc)) from None
-    return json({"items": found, "next_cursor": cursor})
+    return bodies.EventPage(found, cursor)
 
 
-async def get_event(request: web.Request) -> web.Response:
+async def get_event(request: web.Request) -> bodies.EventDetail:
+    """One event with every handling attempt."""
     found = await request.app[DATABASE].events.get(request.match_info["id"])
     if found is None:
         raise NotFound(f"no event {request.match_info['id']!r} in the event log")
     event, attempts = found
-    return json({**dataclasses.asdict(event), "attempt_log": attempts})
+    return bodies.EventDetail(**vars(event), attempt_log=attempts)
 
 
-async def list_runs(request: web.Request) -> web.Response:
+async def list_runs(request: web.Request) -> bodies.RunPage:
+    """Runs by Fact Sheet, vendor and status, newest first."""
     q = request.query
     before = q.get("cursor")
-    if before is not None and not re.fullmatch(r"[0-9]{1,18}", before):
+    if before is not None and not re.fullmatch(RUN_CURSOR, before):
         raise MalformedEvent("cursor must be the next_cursor of a previous page")
     limit = _limit(q)
     runs = await request.app[DATABASE].runs.search(
-        fact_sheet_id=q.get("fact_sheet_id") or None, vendor=q.get("vendor") or None,
-        status=q.get("status") or None, limit=limit + 1,
+        fact_sheet_id=q.get("fact_sheet_id") or None,
+        vendor=q.get("vendor") or None,
+        status=q.get("status") or None,
+        limit=limit + 1,
         before_id=int(before) if before else None,
-    )  # fmt: skip
+    )
     page = runs[:limit]
     cursor = str(page[-1].id) if len(runs) > limit and page else None
-    return json({"items": page, "next_cursor": cursor})
+    return bodies.RunPage(page, cursor)
 
 
 def _filters(doc: Mapping[str, Any]) -> Filters:
@@ -147,10 +138,12 @@ def _filters(doc: Mapping[str, Any]) -> Filters:
     return Filters(frozenset(ids), doc.get("type") or None, when)
 
 
-async def list_dead_letters(request: web.Request) -> web.Response:
+async def list_dead_letters(request: web.Request) -> bodies.DeadLetterList:
+    """What the worker gave up on (taking nothing away)."""
     query = request.query
-    filters = _filters({"ids": query.getall("id", []), "type": query.get("type"),
-                        "since": query.get("since")})  # fmt: skip
+    filters = _filters(
+        {"ids": query.getall("id", []), "type": query.get("type"), "since": query.get("since")}
+    )
     dlq = DeadLetterQueue(_ready_broker(request))
     try:
         letters = await dlq.read(filters, limit=MAX_LIMIT)
@@ -158,7 +151,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
         raise Unavailable(f"the message broker failed: {exc}; retry later") from None
     finally:
         await _release(dlq)
-    return json({"items": [letter.summary() for letter in letters]})
+    return bodies.DeadLetterList([bodies.DeadLetter(**letter.summary()) for letter in letters])
 
 
 async def _release(dlq: DeadLetterQueue) -> None:
@@ -166,7 +159,8 @@ async def _release(dlq: DeadLetterQueue) -> None:
         await dlq.release()
 
 
-async def replay_dead_letters(request: web.Request) -> web.Response:
+async def replay_dead_letters(request: web.Request) -> bodies.ReplayResult:
+    """Publish matching dead letters back with their original ids."""
     try:
         doc = orjson.loads(await request.read() or b"{}")
     except orjson.JSONDecodeError:
@@ -183,27 +177,29 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         raise Unavailable(f"the message broker failed: {exc}; retry later") from None
     finally:
         await _release(dlq)
-    return json({"replayed": replayed})
+    return bodies.ReplayResult(replayed)
 
 
-async def list_rules(request: web.Request) -> web.Response:
+async def list_rules(request: web.Request) -> bodies.RuleList:
+    """The rules in force."""
     try:
         loaded = rules_module.load(request.app[SETTINGS].rules)
     except ConfigError as exc:
         raise MalformedEvent(str(exc)) from None
-    return json({"items": loaded})
+    return bodies.RuleList(loaded)
 
 
-async def status(request: web.Request) -> web.Response:
+async def status(request: web.Request) -> bodies.Status:
+    """Broker, queue depths, runs in flight and event counts."""
     broker = request.app[BROKER]
     database = request.app[DATABASE]
     day_ago = time.time() - 86400
-    return json({
-        "version": VERSION,
-        "broker": {"ready": broker.ready, "queues": await _depths(broker)},
-        "runs_in_flight": await database.runs.in_flight(),
-        "events_last_24h": await database.events.counts(since=day_ago),
-    })  # fmt: skip
+    return bodies.Status(
+        version=VERSION,
+        broker=bodies.BrokerStatus(broker.ready, await _depths(broker)),
+        runs_in_flight=await database.runs.in_flight(),
+        events_last_24h=await database.events.counts(since=day_ago),
+    )
 
 
 async def _depths(broker: Broker) -> dict[str, int]:

@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 
 from service.admin import failures
-from service.receiver.problems import problem
+from service.problems import problem
 from service.store import Database
 from service.store.keys import ApiKey
 

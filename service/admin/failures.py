@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 
 from service.errors import InputError, Unavailable
-from service.receiver.problems import problem
+from service.problems import problem
 from service.startup import STARTUP, STORE
 from service.store import Database, outages
 

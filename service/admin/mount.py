@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.admin import api, console, failures
+from service.admin import api, console, failures, routes
 from service.admin.auth import DATABASE
 from service.bus.broker import Broker
 from service.settings import Settings
@@ -17,5 +17,5 @@ def mount(app: web.Application, settings: Settings, broker: Broker, database: Da
     app[api.SETTINGS] = settings
     app[api.BROKER] = broker
     app[failures.RETRY_AFTER_S] = settings.http.retry_after_s
-    api.add_routes(app)
+    routes.add_routes(app)
     console.add_routes(app)

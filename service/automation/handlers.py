@@ -1,23 +1,34 @@
-"""The automation loop's entry points, registered with the worker when rules exist."""
+"""The automation loop as a handler module, built on the public kit (`from service
+import ...`, as a user's module would): its handlers and its lifespan (the poller and the
+platforms' start-up checks, preflight.py, run while the worker consumes). What it needs
+beyond a user's handlers (the store's run tables, the broker, the rules) it finds in the
+state under service.resources.RESOURCES, which the worker puts there and does not export.
+
+The worker includes `registry` when rules exist. Both handlers are idempotent (claimed
+per event id in the store): two copies of one event (a sender's retry, two pollers, a
+redelivery) are handled one after the other, never at once, and a copy of an event
+already handled is skipped.
+"""
 
 from __future__ import annotations
 
-from service.automation import completion, guards, starter
-from service.cloudevent import CloudEvent
-from service.errors import RejectEvent
-from service.resources import Resources
-from service.worker.registry import Context, Registry
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from service import CloudEvent, Context, Registry, Services
+from service.automation import completion, guards, preflight, starter
+from service.automation.poller import Poller
+from service.resources import RESOURCES
+
+registry = Registry()
 
 
-def _resources(context: Context) -> Resources:
-    if context.resources is None:
-        raise RejectEvent("the automation handlers need the worker's resources")
-    return context.resources
-
-
+@registry.handler("leanix.#", name="automation.start", idempotent=True)
 async def on_leanix_event(event: CloudEvent, context: Context) -> None:
     """A Fact Sheet changed: start the runs its rules ask for."""
-    resources = _resources(context)
+    resources = context.state[RESOURCES]
     sheet = starter.fact_sheet_of(event)
     if not any(rule.matches(event.type, sheet) for rule in resources.rules):
         return
@@ -31,17 +42,35 @@ async def on_leanix_event(event: CloudEvent, context: Context) -> None:
 
 async def on_run_completion(event: CloudEvent, context: Context) -> None:
     """A run finished (callback or poller): write its outcome back, once."""
-    await completion.on_completion(event, _resources(context), context.log)
+    await completion.on_completion(event, context.state[RESOURCES], context.log)
 
 
-def register(registry: Registry) -> None:
-    """Add the automation handlers to `registry`.
+for _pattern in completion.PATTERNS:
+    registry.add(
+        _pattern, on_run_completion, name=f"automation.complete[{_pattern}]", idempotent=True
+    )
 
-    Both are idempotent (claimed per event id in the store): two copies of one event (a
-    sender's retry, two pollers, a redelivery) are handled one after the other, never at
-    once, and a copy of an event already handled is skipped.
-    """
-    registry.add("leanix.#", on_leanix_event, name="automation.start", idempotent=True)
-    for pattern in completion.PATTERNS:
-        name = f"automation.complete[{pattern}]"
-        registry.add(pattern, on_run_completion, name=name, idempotent=True)
+
+@registry.lifespan
+async def background(services: Services) -> AsyncIterator[None]:
+    """Poll the runs whose callback is late, and run the platforms' start-up checks once
+    while the worker consumes; both halted and awaited when it stops."""
+    resources = services.state[RESOURCES]
+    async with contextlib.AsyncExitStack() as stack:
+        await _in_background(Poller(resources).run, stack)
+        await _in_background(lambda halt: preflight.check_at_start(resources, halt), stack)
+        yield
+
+
+async def _in_background(
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stack: contextlib.AsyncExitStack
+) -> None:
+    """Run `run(halt)` until the stack closes, when `halt` is set and it is awaited."""
+    halt = asyncio.Event()
+    task = asyncio.create_task(run(halt))
+
+    async def stop() -> None:
+        halt.set()
+        await task
+
+    stack.push_async_callback(stop)

@@ -5,7 +5,8 @@ trying, and `ready` is false until the connection is up and the topology declare
 A publish is persistent, mandatory and awaits the broker's confirm within a timeout;
 anything short of a confirm raises BrokerUnavailable, so the caller answers 503 and the
 sender retries. It never waits on a dead connection (aio-pika#636): a publish while
-disconnected fails at once.
+disconnected fails at once. How a publish is sent is the publisher's (publisher.py:
+aio-pika's own, or the fast path, as `amqp.publisher` says).
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from yarl import URL
 
 from service import metrics
-from service.bus import frames, wire
-from service.bus.pipeline import Pipeline
+from service.bus import wire
+from service.bus.publisher import Outgoing, Publisher, build
 from service.bus.topology import Topology, declare
 from service.errors import BrokerUnavailable
 from service.settings import AmqpSettings
 
 log = structlog.get_logger("service.bus")
-
-CONTENT_TYPE = "application/cloudevents+json"
 
 _PUBLISH_ERRORS = (
     aio_pika.exceptions.AMQPError,
@@ -49,7 +48,7 @@ class Broker:
         self.connection: AbstractRobustConnection | None = None
         self.topology: Topology | None = None
         self._channel: AbstractChannel | None = None
-        self._publishing: Pipeline | None = None
+        self._publisher: Publisher | None = None
         self._starting: asyncio.Task[None] | None = None
         self.declared = asyncio.Event()
 
@@ -99,6 +98,7 @@ class Broker:
         except BaseException:
             await asyncio.shield(connection.close())  # closed even if we are being cancelled
             raise
+        self._publisher = build(self.settings.publisher, channel)
         self.connection, self._channel, self.topology = connection, channel, topology
 
     async def publish(
@@ -117,20 +117,14 @@ class Broker:
         `exchange` defaults to the events exchange; "" is the default exchange (direct
         to a queue named by the routing key).
         """
-        if not self.ready or self.topology is None or self._channel is None:
+        if not self.ready or self._publisher is None:
             raise BrokerUnavailable("not connected to the message broker")
-        name = self._exchange(exchange).name
-        # Only what consumers need: the CloudEvent itself carries its times.
-        expiration = str(max(1, round(expiration_s * 1000))) if expiration_s is not None else None
-        props = frames.properties(CONTENT_TYPE, message_id, headers=headers, expiration=expiration)
+        target = self._exchange(exchange)
+        expiration_ms = max(1, round(expiration_s * 1000)) if expiration_s is not None else None
+        message = Outgoing(body, routing_key, message_id, headers, expiration_ms)
         started = time.perf_counter()
         try:
-            pipeline = await self._pipeline()
-            encoded = frames.publish(
-                pipeline.channel.number, name, routing_key, body, props,
-                mandatory=True, max_body_frame=pipeline.max_body_frame,
-            )  # fmt: skip
-            await _within(pipeline.send(encoded, message_id), timeout_s)
+            await self._publisher.publish(target, message, timeout_s)
         except TimeoutError:
             raise BrokerUnavailable(f"the broker did not confirm within {timeout_s:g} s") from None
         except aiormq.exceptions.PublishError:
@@ -138,14 +132,6 @@ class Broker:
         except _PUBLISH_ERRORS as exc:
             raise BrokerUnavailable(f"the broker refused or lost the message: {exc}") from exc
         metrics.publish_seconds.observe(time.perf_counter() - started)
-
-    async def _pipeline(self) -> Pipeline:
-        """The pipeline of the current channel (a reconnect brings a new channel)."""
-        assert self._channel is not None
-        channel = await self._channel.get_underlay_channel()
-        if self._publishing is None or self._publishing.channel is not channel:
-            self._publishing = Pipeline(channel)  # type: ignore[arg-type]  # it is a Channel
-        return self._publishing
 
     def _exchange(self, name: str | None) -> AbstractExchange:
         assert self.topology is not None and self._channel is not None
@@ -182,20 +168,6 @@ async def connect(url: str, retry_s: float) -> AbstractRobustConnection:
         await asyncio.shield(connection.close())  # closed even if we are being cancelled
         raise
     return connection
-
-
-async def _within(confirmation: asyncio.Future[Any], timeout_s: float) -> Any:
-    """Await a confirm, failing it with TimeoutError after `timeout_s` (one timer, no task)."""
-    timer = asyncio.get_running_loop().call_later(timeout_s, _expire, confirmation)
-    try:
-        return await confirmation
-    finally:
-        timer.cancel()
-
-
-def _expire(confirmation: asyncio.Future[Any]) -> None:
-    if not confirmation.done():
-        confirmation.set_exception(TimeoutError())
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

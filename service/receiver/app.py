@@ -1,64 +1,39 @@
-"""The receiver's aiohttp application: routes, health, error answers and the access log."""
+"""The receiver's part of the HTTP application: webhook routes, error answers, access log.
+
+service/web.py assembles the application: it adds these routes and installs `outcome`,
+the middleware every route (the admin API's too) answers errors and logs through.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 
 from service import metrics
-from service.admin import openapi
-from service.admin.mount import mount as mount_admin
 from service.bus.broker import Broker
 from service.errors import BrokerUnavailable, ClientAborted, InputError, Overloaded
-from service.probes import add_probes
+from service.problems import problem
 from service.receiver import sources
 from service.receiver.body import Budget, defer_continue
 from service.receiver.ingest import DETAIL, EVENT_ID, SOURCE, Handler, endpoint
-from service.receiver.problems import problem
 from service.settings import Settings
-from service.store import Database
 
 log = structlog.get_logger("service.receiver")
 
 SETTINGS = web.AppKey("settings", Settings)
 QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
-BROKER = web.AppKey("broker", Broker)
 BUDGET = web.AppKey("budget", Budget)  # body bytes in flight: one budget per process
 
 
-def create_app(
-    settings: Settings, broker: Broker | None = None, database: Database | None = None
-) -> web.Application:
-    """The receiver app; it opens (and closes) its own broker unless one is given.
-
-    With a database, the admin API (/api/v1) and the console (/console) are served too.
-    """
-    app = web.Application(
-        client_max_size=settings.http.max_body_bytes,
-        middlewares=[outcome],
-    )
+def add_routes(app: web.Application, settings: Settings, broker: Broker) -> None:
+    """Add a POST route per configured source, publishing through `broker`."""
     app[SETTINGS] = settings
-    app[BROKER] = broker or Broker(settings.amqp)
-    if broker is None:
-        app.cleanup_ctx.append(_own_broker)
     app[BUDGET] = Budget(settings.http.max_inflight_body_bytes)
     for source in sources.build(settings.sources):
-        handler = endpoint(source, app[BROKER], settings.http, app[BUDGET])
+        handler = endpoint(source, broker, settings.http, app[BUDGET])
         app.router.add_post(source.path, handler, expect_handler=defer_continue)
-    add_probes(app, app[BROKER])
-    openapi.add_routes(app)
-    if database is not None:
-        mount_admin(app, settings, app[BROKER], database)
-    return app
-
-
-async def _own_broker(app: web.Application) -> AsyncIterator[None]:
-    await app[BROKER].start()
-    yield
-    await app[BROKER].close()
 
 
 @web.middleware

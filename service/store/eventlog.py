@@ -20,13 +20,14 @@ from service.store.ids import event_key
 from service.store.schema import attempts, events, fitted
 
 STATUSES = ("handled", "unhandled", "retrying", "dead_lettered")
+OUTCOMES = ("ok", "retry", "dead_letter", "skipped")  # of one handler's attempt
 
 
 @dataclass(frozen=True)
 class Attempt:
     handler: str
     attempt: int
-    outcome: str  # ok, retry, dead_letter, skipped
+    outcome: str  # one of OUTCOMES
     error: str | None
     at: float
     duration_ms: float

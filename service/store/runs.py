@@ -24,6 +24,7 @@ from service.runs import RunState
 from service.store.ids import event_key
 from service.store.schema import fitted, runs
 
+STATUSES = ("starting", "running", "completed", "written_back")
 OPEN = ("starting", "running")
 
 

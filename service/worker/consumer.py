@@ -18,16 +18,17 @@ Settlement, as a table:
 
 A message is acked only after its work is done, or after its copy is confirmed, and an
 event only after its delivery is in the event log (journal.py: while the store is
-unreachable the message waits, unacked). The acks of one turn of the loop go out together
-(service/bus/acks.py). Idempotent handlers run under a claim (claims.py).
+unreachable the message waits, unacked). Which handlers run, and how (idempotent ones under
+a claim: claims.py), is dispatcher.py's; what their failures ask for is policy.decide's: the
+in-memory runner (service/testing.py) uses both as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,27 +37,26 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelInvalidStateError
 
 from service import metrics
-from service.bus.acks import Acks
 from service.bus.broker import Broker
 from service.bus.topology import declare_retry_queues, retry_queue
-from service.cloudevent import CloudEvent
-from service.errors import BrokerUnavailable, RetryLater
-from service.resources import Resources
+from service.errors import BrokerUnavailable
 from service.settings import Settings
+from service.store import Database
 from service.store.ids import event_key
 from service.worker import policy
-from service.worker.claims import ClaimBusy, Claims, Held
+from service.worker.claims import Claims
+from service.worker.context import Services
 from service.worker.delivery import (
-    Delivery,
     Unreadable,
     read,
     sendable_headers,
     sendable_id,
     sendable_key,
 )
-from service.worker.journal import Entry, Journal, Ran
-from service.worker.policy import Failure
-from service.worker.registry import Context, Registration, Registry, idempotency_key
+from service.worker.dispatcher import Dispatcher, Settled
+from service.worker.journal import Entry, Journal
+from service.worker.policy import Failure, Retry
+from service.worker.registry import Registry
 
 log = structlog.get_logger("service.worker")
 
@@ -64,29 +64,35 @@ REPUBLISH_TIMEOUT_S = 10.0
 
 
 class Consumer:
-    """Consumes the work queue with a bounded prefetch and dispatches to the registry."""
+    """Consumes the work queue with a bounded prefetch and dispatches to the registry.
+
+    Handlers use `services`; `database` keeps the event log and the idempotent handlers'
+    claims (without one, no event log, and idempotent handlers run unclaimed).
+    """
 
     def __init__(
         self,
         settings: Settings,
         broker: Broker,
         registry: Registry,
-        resources: Resources | None = None,
+        services: Services | None = None,
+        database: Database | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker
         self.registry = registry
-        self.resources = resources
-        self.journal = Journal(resources.database if resources else None, settings.eventlog)
+        self.journal = Journal(database, settings.eventlog)
         worker = settings.worker
-        self.claims = (
-            Claims(resources.database.handled, worker.claim_lease_s, worker.handler_timeout_s)
-            if resources is not None
+        claims = (
+            Claims(database.handled, worker.claim_lease_s, worker.handler_timeout_s)
+            if database is not None
             else None
         )
+        self.dispatcher = Dispatcher(worker, registry, services or Services(), claims)
+        # Told of each event settled (service/testing.py follows a test's events with it).
+        self.observers: list[Callable[[Settled], None]] = []
         self._tag: str | None = None
         self._queue: AbstractQueue | None = None
-        self._acks = Acks()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -137,17 +143,19 @@ class Consumer:
         event, attempt = delivery.event, delivery.attempt
         shown = event_key(event.id)  # as the store keys it: a 100 KB id is not logged whole
         with structlog.contextvars.bound_contextvars(event_id=shown, event_type=event.type):
-            handlers = self._handlers(delivery)
+            handlers = self.dispatcher.handlers(event.type, delivery.handlers)
             if not handlers:
                 entry = Entry(event, delivery.body_size, attempt)
                 await self._settle(message, event.type, [], entry)
                 log.info("event.unhandled", subject=event.subject)
                 metrics.unhandled.inc()
+                self._observe(Settled(event, attempt, (), policy.Decision()))
                 return
-            ran = await self._dispatch(delivery, handlers)
+            ran = await self.dispatcher.dispatch(event, handlers, delivery.redelivered, attempt)
             failures = [r.failure for r in ran if r.failure is not None]
             entry = Entry(event, delivery.body_size, attempt, ran)
-            await self._settle(message, event.type, failures, entry)
+            decision = await self._settle(message, event.type, failures, entry)
+            self._observe(Settled(event, attempt, tuple(ran), decision))
             duration = round((time.perf_counter() - started) * 1000, 2)
             outcome = "failed" if failures else "handled"
             log.info(
@@ -170,139 +178,57 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await message.reject(requeue=False)
 
-    def _handlers(self, delivery: Delivery) -> list[Registration]:
-        matched = self.registry.match(delivery.event.type)
-        if delivery.handlers is None:
-            return matched
-        return [r for r in matched if r.name in delivery.handlers]
-
-    async def _dispatch(self, delivery: Delivery, handlers: list[Registration]) -> list[Ran]:
-        ran = []
-        redelivered, attempt = delivery.redelivered, delivery.attempt
-        for registration in handlers:
-            bound = log.bind(handler=registration.name)
-            context = Context(self.settings, bound, redelivered, attempt, self.resources)
-            started = time.perf_counter()
-            failed, skipped = await self._run_one(delivery.event, registration, context)
-            elapsed = (time.perf_counter() - started) * 1000
-            if failed is not None:
-                log.warning("handler.failed", handler=registration.name, error=failed.error)
-            ran.append(Ran(registration.name, failed, elapsed, skipped))
-        return ran
-
-    async def _run_one(
-        self, event: CloudEvent, registration: Registration, context: Context
-    ) -> tuple[Failure | None, bool]:
-        """Run one handler, under a claim if idempotent: (its failure or None, skipped)."""
-        delays = registration.retry_delays_s or self.settings.worker.retry_delays_s
-        try:
-            held = await self._claim(event, registration)
-        except ClaimBusy:  # its holder is alive and renewing: look again after a while
-            return policy.busy(registration.name, 0.0, delays), False
-        except Exception as exc:  # the store is down: later
-            return policy.failure(registration.name, RetryLater(str(exc)), delays), False
-        if held is _DONE:
-            log.info("handler.already_done", handler=registration.name)
-            return None, True
-        try:
-            await self._run(event, registration, context, held)
-        except Exception as exc:
-            await self._unclaim(held, registration)
-            return policy.failure(registration.name, exc, delays), False
-        await self._record(held, registration)
-        return None, False
-
-    async def _claim(self, event: CloudEvent, registration: Registration) -> Held | None:
-        """Claim an idempotent handler's work (None: it runs unclaimed); _DONE if it was
-        done before. Waits up to a lease for a claim whose worker died."""
-        if not registration.idempotent or self.claims is None:
-            return None
-        held = await self.claims.acquire(event.id, registration.name)
-        return _DONE if held is None else held
-
-    async def _run(
-        self, event: CloudEvent, registration: Registration, context: Context, held: Held | None
-    ) -> None:
-        """The handler, within its timeout (cut short if its claim lapses)."""
-        key = idempotency_key(event.id, registration.name)
-        timeout = self.settings.worker.handler_timeout_s
-        if held is None or self.claims is None:
-            async with asyncio.timeout(timeout):
-                await registration.func(event, dataclasses.replace(context, idempotency_key=key))
-            return
-        claims = self.claims
-        context = dataclasses.replace(
-            context, idempotency_key=key, _transaction=lambda: claims.transaction(held)
-        )
-        async with claims.running(held, timeout):
-            await registration.func(event, context)
-
-    async def _unclaim(self, held: Held | None, registration: Registration) -> None:
-        if held is not None and self.claims is not None:
-            try:
-                await self.claims.release(held)
-            except Exception as exc:  # the claim then lapses after its lease
-                log.error("handler.release_failed", handler=registration.name, error=repr(exc))
-
-    async def _record(self, held: Held | None, registration: Registration) -> None:
-        metrics.handled.labels(registration.name, "ok").inc()
-        if held is None or self.claims is None:
-            return
-        try:
-            marked = await self.claims.mark(held)
-        except Exception as exc:  # the work is done: failing it now would repeat it
-            log.error("handler.record_failed", handler=registration.name, error=repr(exc))
-            return
-        if not marked:  # its lease lapsed unnoticed (a stalled loop): it may have run twice
-            log.error("handler.claim_taken_over", handler=registration.name)
-
     async def _settle(
         self,
         message: AbstractIncomingMessage,
         routing_key: str,
         failures: list[Failure],
         entry: Entry | None = None,
-    ) -> None:
+    ) -> policy.Decision:
         """Copy the event to a retry queue or the dead letters as its failures ask, log
         the delivery (`entry`), then ack it, or reject it if a copy could not be made: the
-        broker forgets no event before the event log has it."""
-        fates, copied = await self._copy(message, routing_key, failures)
+        broker forgets no event before the event log has it. What was decided."""
+        decision, copied = await self._copy(message, routing_key, failures)
         if entry is not None:
-            await self.journal.write(entry, fates)
+            await self.journal.write(entry, decision.fates)
         if copied:
-            await self._acks.ack(message)
+            await message.ack()
         else:
             await message.reject(requeue=False)
+        return decision
 
     async def _copy(
         self, message: AbstractIncomingMessage, routing_key: str, failures: list[Failure]
-    ) -> tuple[dict[str, str], bool]:
-        """Retry or dead-letter copies: (the fate of each failed handler, all copies made)."""
+    ) -> tuple[policy.Decision, bool]:
+        """Retry or dead-letter copies as policy.decide says: (what was done, all copies
+        made). A copy that failed leaves the message to the broker's dead letters."""
         if not failures:
-            return {}, True
+            return policy.Decision(), True
         attempt = _attempt(message)
-        retries, permanent = policy.plan(failures, attempt)
+        decision = policy.decide(failures, attempt)
         try:
-            for (delay, counts), failed in retries.items():  # a copy per delay: its handlers
-                await self._retry(message, failed, attempt if counts else attempt - 1, delay)
-            if permanent:
-                await self._dead_letter(message, routing_key, permanent, attempt)
+            for retry in decision.retries:  # a copy per delay: its handlers
+                await self._retry(message, retry)
+            if decision.dead:
+                await self._dead_letter(message, routing_key, list(decision.dead), attempt)
         except BrokerUnavailable as exc:  # rejected: the broker dead-letters it
             log.error("event.republish_failed", error=str(exc))
-            return {f.handler: "dead_letter" for f in failures}, False
-        fates = {f.handler: "retry" for failed in retries.values() for f in failed}
-        return fates | {f.handler: "dead_letter" for f in permanent}, True
+            return policy.Decision(dead=tuple(failures)), False
+        return decision, True
 
-    async def _retry(
-        self, message: AbstractIncomingMessage, failed: list[Failure], attempt: int, delay: float
-    ) -> None:
+    def _observe(self, settled: Settled) -> None:
+        for observer in self.observers:
+            observer(settled)
+
+    async def _retry(self, message: AbstractIncomingMessage, retry: Retry) -> None:
+        failed, delay = retry.failures, retry.delay_s
         headers = {
             **sendable_headers(message),
-            policy.ATTEMPT: attempt + 1,
+            policy.ATTEMPT: retry.attempt,
             policy.HANDLERS: [f.handler for f in failed],
             policy.LAST_ERROR: failed[0].error[:1000],
         }
-        if not all(f.counts for f in failed):
+        if retry.waited:
             headers[policy.WAITED] = True  # delivered before, though no attempt was used
         await self.broker.publish(
             message.body,
@@ -313,7 +239,9 @@ class Consumer:
             headers=headers,
             expiration_s=policy.jittered(delay),
         )
-        log.info("event.retry_scheduled", attempt=attempt + 1, delay_s=delay, error=failed[0].error)
+        log.info(
+            "event.retry_scheduled", attempt=retry.attempt, delay_s=delay, error=failed[0].error
+        )
         metrics.retries.inc()
         for f in failed:
             metrics.handled.labels(f.handler, "retry").inc()
@@ -345,9 +273,6 @@ class Consumer:
         metrics.dead_letters.inc()
         for f in failed:
             metrics.handled.labels(f.handler, "dead_letter").inc()
-
-
-_DONE = Held("", "", "done before", 0.0)  # what _claim returns for work already done
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:

@@ -105,3 +105,41 @@ def plan(
         else:
             retries.setdefault((delay, failed.counts), []).append(failed)
     return retries, permanent
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One copy of the event to a retry queue: its handlers run again after `delay_s`."""
+
+    delay_s: float
+    attempt: int  # the attempt the copy will be
+    failures: tuple[Failure, ...]
+
+    @property
+    def waited(self) -> bool:
+        """Some of its handlers did not run (busy): it was delivered before all the same."""
+        return not all(f.counts for f in self.failures)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with an event after attempt `attempt`: its retry copies and dead letters."""
+
+    retries: tuple[Retry, ...] = ()
+    dead: tuple[Failure, ...] = ()
+
+    @property
+    def fates(self) -> dict[str, str]:
+        """The fate of each failed handler: "retry" or "dead_letter"."""
+        retried = {f.handler: "retry" for r in self.retries for f in r.failures}
+        return retried | {f.handler: "dead_letter" for f in self.dead}
+
+
+def decide(failures: Sequence[Failure], attempt: int) -> Decision:
+    """The retry copies and dead letters that `failures` on attempt `attempt` ask for."""
+    retries, permanent = plan(failures, attempt)
+    copies = tuple(
+        Retry(delay, attempt + 1 if counts else attempt, tuple(failed))
+        for (delay, counts), failed in retries.items()
+    )
+    return Decision(copies, tuple(permanent))

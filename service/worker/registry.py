@@ -1,35 +1,50 @@
-"""Registry: which handlers want which events. A plain decorator, no framework magic.
+"""Registry: which handlers want which events, and the lifespans that open what they
+share. Plain decorators, no framework magic.
 
-    from service import handler
+    from service import Services, handler, lifespan
+
+    @lifespan
+    async def pool(services: Services) -> AsyncIterator[None]:
+        ...open something, put it in services.state, yield, close it...
 
     @handler("leanix.factsheet.*")
-    async def on_fact_sheet(event, context):
+    async def on_fact_sheet(event: CloudEvent, context: Context) -> None:
         ...
 
 Patterns are AMQP topic patterns over the event type: `*` is one word, `#` is zero or
-more words. Name your module in `worker.handler_modules` and the worker imports it.
+more words. Name your module in `worker.handler_modules` and the worker imports it. A
+module may keep its own `Registry()` and hand it to the worker with `include(mine)`.
 """
 
 from __future__ import annotations
 
 import importlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from service.bus.topics import topic_matches
 from service.cloudevent import CloudEvent
 from service.errors import ConfigError
-from service.settings import Settings
+from service.worker.context import Context, Services
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
-    from service.resources import Resources
+__all__ = [
+    "Context",
+    "HandlerFunc",
+    "Lifespan",
+    "Registration",
+    "Registry",
+    "handler",
+    "idempotency_key",
+    "import_modules",
+    "include",
+    "lifespan",
+    "open_lifespans",
+    "registry",
+]
 
 _KEYS = uuid.uuid5(uuid.NAMESPACE_URL, "urn:leanix-bridge:handler-effect")
 
@@ -40,35 +55,10 @@ def idempotency_key(event_id: str, handler: str) -> str:
     return str(uuid.uuid5(_KEYS, f"{len(event_id)}:{event_id}/{handler}"))
 
 
-@dataclass(frozen=True)
-class Context:
-    """What a handler gets besides the event."""
-
-    settings: Settings
-    log: Any  # a structlog logger bound to the event id and type
-    redelivered: bool = False  # delivered before: a retry, or after a crash; be idempotent
-    attempt: int = 1
-    resources: Resources | None = None  # the worker's store, clients and rules
-    # Give it to the vendor as its idempotency key (or reference, or look-up id): a run
-    # interrupted after its effect and before the done mark runs again with the same key.
-    idempotency_key: str = ""
-    _transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]] | None = field(
-        default=None, repr=False
-    )
-
-    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A transaction on the worker's store that marks this handler done on this event
-        when it commits: writes made in it happen exactly once. Idempotent handlers only;
-        it raises ClaimLost (retried) if another delivery took the claim over meanwhile."""
-        if self._transaction is None:
-            raise RuntimeError(
-                "context.transaction() needs a handler registered with idempotent=True "
-                "and a worker with a store"
-            )
-        return self._transaction()
-
-
 HandlerFunc = Callable[[CloudEvent, Context], Awaitable[None]]
+# An async generator function: opens what its handlers share (into services.state), yields
+# once while the worker consumes, closes it after the last handler finished.
+Lifespan = Callable[[Services], AsyncIterator[None]]
 
 
 @dataclass(frozen=True)
@@ -83,6 +73,8 @@ class Registration:
 @dataclass
 class Registry:
     registrations: list[Registration] = field(default_factory=list)
+    lifespans: list[Lifespan] = field(default_factory=list)
+    included: list[Registry] = field(default_factory=list, repr=False)
 
     def handler(
         self,
@@ -126,6 +118,26 @@ class Registry:
         delays = tuple(float(d) for d in retry_delays_s) if retry_delays_s is not None else None
         self.registrations.append(Registration(pattern, func, label, delays, idempotent))
 
+    def lifespan(self, func: Lifespan) -> Lifespan:
+        """Register an async generator `func(services)` that runs at worker start-up up to
+        its `yield` (open a session, a pool; put it in `services.state`) and after the
+        worker drained, past its `yield` (close it). Lifespans open in registration order
+        and close in reverse; one that raises stops start-up, and the error is thrown into
+        those opened before it at their `yield` (close in `async with` or `finally`)."""
+        self.lifespans.append(func)
+        return func
+
+    def include(self, other: Registry) -> None:
+        """Add `other`'s handlers and lifespans (once, however often it is included)."""
+        if other is self or any(r is other for r in self.included):
+            return
+        for registration in other.registrations:
+            if any(r.name == registration.name for r in self.registrations):
+                raise ValueError(f"a handler named {registration.name!r} is already registered")
+        self.registrations.extend(other.registrations)
+        self.lifespans.extend(other.lifespans)
+        self.included.append(other)
+
     def retry_delays(self) -> set[float]:
         """Every per-handler retry delay, so the worker can declare their queues."""
         return {d for r in self.registrations for d in (r.retry_delays_s or ())}
@@ -137,6 +149,16 @@ class Registry:
 
 registry = Registry()
 handler = registry.handler
+lifespan = registry.lifespan
+include = registry.include
+
+
+async def open_lifespans(registry: Registry, services: Services, stack: AsyncExitStack) -> None:
+    """Run the lifespans up to their `yield`, their ends registered on `stack`; then the
+    state is read-only."""
+    for func in registry.lifespans:
+        await stack.enter_async_context(asynccontextmanager(func)(services))
+    services.state.freeze()
 
 
 def import_modules(names: Iterable[str]) -> None:

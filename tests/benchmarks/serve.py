@@ -41,8 +41,8 @@ from aiohttp import web
 
 from service import logs, processes, runtime
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.settings import Settings, from_mapping
+from service.web import create_app
 from service.worker.consumer import Consumer
 from tests.benchmarks import baseline
 from tests.benchmarks.config import READY_TIMEOUT_S, settings_tree

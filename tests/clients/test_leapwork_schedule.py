@@ -7,6 +7,7 @@ worker reads each Leapwork rule's schedule when it starts and logs what is missi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -67,8 +68,8 @@ def resources(
         "automation": {"callback_base_url": "https://bridge.example.com" if callbacks else ""},
     }
     settings = from_mapping(tree)
-    found: Any = Resources(settings, None, None, client.session, None, {"leapwork": client})  # type: ignore[arg-type]
-    found.rules = load_rules(settings.rules)
+    rules = load_rules(settings.rules)
+    found: Any = Resources(settings, None, None, client.session, None, {"leapwork": client}, rules)  # type: ignore[arg-type]
     return found  # type: ignore[no-any-return]
 
 
@@ -186,8 +187,7 @@ async def test_an_unreachable_or_unknown_schedule_is_logged_not_raised(
 
 
 async def test_no_leapwork_client_means_nothing_to_check(client: LeapworkClient) -> None:
-    found = resources(client, UNKNOWN)
-    found.runners = {}
+    found = dataclasses.replace(resources(client, UNKNOWN), runners={})
     with structlog.testing.capture_logs() as logs:
         await preflight.check_targets(found)
     assert logs == []
@@ -212,8 +212,7 @@ async def test_a_crashed_check_is_logged(client: LeapworkClient) -> None:
             raise RuntimeError("a bug")
 
     broken = Broken(client.session, LeapworkApi(access_key=KEY))
-    found = resources(client, UNKNOWN)
-    found.runners = {"leapwork": broken}
+    found = dataclasses.replace(resources(client, UNKNOWN), runners={"leapwork": broken})
     with structlog.testing.capture_logs() as logs:
         await preflight.check_at_start(found, asyncio.Event())
     assert [(e["event"], e["error"]) for e in logs] == [

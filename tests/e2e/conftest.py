@@ -39,10 +39,11 @@ class Service:
     settings: Settings
     task: asyncio.Task[None] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    registry: Registry = field(default_factory=Registry)  # the user's handlers, if any
 
     async def start(self, mode: str = "all") -> None:
         self.stop = asyncio.Event()
-        self.task = asyncio.create_task(serve(self.settings, mode, Registry(), self.stop))
+        self.task = asyncio.create_task(serve(self.settings, mode, self.registry, self.stop))
         if mode != "worker":
             await eventually(self._ready, what="the service is ready")
 
@@ -95,8 +96,11 @@ async def service_factory(
 ) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
     started: list[Service] = []
 
-    async def start(rules: list[dict[str, Any]], **sections: dict[str, Any]) -> Service:
+    async def start(
+        rules: list[dict[str, Any]], registry: Registry | None = None, **sections: dict[str, Any]
+    ) -> Service:
         service = make_service(rules, **sections)
+        service.registry = registry or service.registry
         await service.start()
         started.append(service)
         return service

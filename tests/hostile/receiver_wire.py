@@ -24,8 +24,8 @@ from aiohttp import web
 
 from service.bus.broker import Broker
 from service.receiver import server
-from service.receiver.app import create_app
 from service.settings import Settings
+from service.web import create_app
 from tests.conftest import AMQP_URL, delete_topology
 from tests.waiting import eventually
 

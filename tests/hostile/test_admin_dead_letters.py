@@ -18,9 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from service import deadletters
 from service.bus.broker import Broker
 from service.deadletters import Filters, run_command
-from service.receiver.app import create_app
 from service.settings import Settings
 from service.store import Database
+from service.web import create_app
 from tests.conftest import delete_topology
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.settings import Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent
+from service.web import create_app
 
 TYPES = ("leanix.factsheet.updated", "uipath.job.completed", "a_b.x", "axb.x", "a_b",
          "axb", "%.odd", "a/b.x", "a/bb.x", "a//b.x")  # fmt: skip

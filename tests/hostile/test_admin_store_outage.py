@@ -14,9 +14,9 @@ from sqlalchemy.engine import make_url
 
 from service.admin import auth
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.settings import Settings
 from service.store import Database
+from service.web import create_app
 from tests.conftest import POSTGRES_URL, postgres_database
 from tests.tcpproxy import TcpProxy
 

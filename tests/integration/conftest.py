@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.bus.broker import Broker
-from service.receiver.app import create_app
+from service.bus.publisher import PUBLISHERS
 from service.settings import Settings
 from service.store import Database
+from service.web import create_app
 from tests.conftest import AMQP_URL, delete_topology
 from tests.senders import Request
 from tests.tcpproxy import TcpProxy
@@ -106,9 +108,15 @@ async def inspector(settings: Settings) -> AsyncIterator[Inspector]:
     await connection.close()
 
 
+@pytest.fixture(params=PUBLISHERS)
+def publisher(request: pytest.FixtureRequest) -> str:
+    """Each publisher (amqp.publisher): every test of a broker runs with both."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def broker(settings: Settings, inspector: Inspector) -> AsyncIterator[Broker]:
-    broker = Broker(settings.amqp)
+async def broker(settings: Settings, inspector: Inspector, publisher: str) -> AsyncIterator[Broker]:
+    broker = Broker(replace(settings.amqp, publisher=publisher))
     await broker.start()
     await broker.wait_ready(15)
     yield broker

@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from service import logs
 from service.admin.keys import run_keys
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.runs import RunState
 from service.settings import LogSettings, Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent
+from service.web import create_app
 from tests.assertions import assert_problem
 from tests.integration.conftest import Inspector
 

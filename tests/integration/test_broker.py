@@ -1,9 +1,11 @@
-"""Broker: confirmed publishing through the pipeline, against a real RabbitMQ.
+"""Broker: confirmed publishing with each publisher (amqp.publisher), against a real RabbitMQ.
 
-The pipeline keeps its delivery tags in aiormq's books; these tests hold it to what a
-publish promises: confirmed means in the queue, unroutable and closed are refused, a
-flood of concurrent publishes (large, with headers, interleaved with aiormq's own
-publishes on the same channel) all arrive, each once.
+Every test taking `broker` runs with aio-pika's own publish and with the fast path, which
+keeps its delivery tags in aiormq's books: with the aiormq installed, these tests are the
+contract that proves it (fastpath.PROVEN). They hold both to what a publish promises:
+confirmed means in the queue, with its properties; unroutable (returned), nacked and
+closed are refused; a flood of concurrent publishes (large, with headers, interleaved
+with aiormq's own publishes on the same channel) all arrive, each once.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import pytest
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from service.bus import frames
+from service.bus import fastpath
 from service.bus.broker import Broker
-from service.bus.pipeline import Pipeline
+from service.bus.fastpath import Pipeline
 from service.errors import BrokerUnavailable
 from service.settings import Settings
 from tests.integration.conftest import Inspector
@@ -59,6 +61,20 @@ async def test_an_unroutable_publish_is_refused(broker: Broker) -> None:
         )
 
 
+async def test_a_nacked_publish_is_refused(broker: Broker, inspector: Inspector) -> None:
+    """A queue that is full and rejects publishes makes the broker nack them."""
+    full = f"{broker.settings.queue}.full"
+    channel = await inspector.connection.channel()
+    arguments = {"x-max-length": 0, "x-overflow": "reject-publish"}
+    await channel.declare_queue(full, durable=True, arguments=arguments)
+    try:
+        with pytest.raises(BrokerUnavailable, match="refused or lost"):
+            await broker.publish(b"{}", exchange="", routing_key=full, message_id="m", timeout_s=5)
+        await broker.publish(b"{}", routing_key="r", message_id="after", timeout_s=5)
+    finally:
+        await channel.queue_delete(full)
+
+
 async def test_a_publish_on_a_closed_channel_is_refused_at_once(broker: Broker) -> None:
     assert broker._channel is not None
     channel = await broker._channel.get_underlay_channel()
@@ -67,6 +83,7 @@ async def test_a_publish_on_a_closed_channel_is_refused_at_once(broker: Broker) 
         await broker.publish(b"{}", routing_key="r", message_id="m", timeout_s=5)
 
 
+@pytest.mark.parametrize("publisher", ["fast"])
 async def test_the_pipeline_keeps_no_frames_once_written_or_refused(
     broker: Broker, settings: Settings
 ) -> None:
@@ -79,8 +96,8 @@ async def test_the_pipeline_keeps_no_frames_once_written_or_refused(
     pipeline = Pipeline(channel)  # type: ignore[arg-type]  # it is a Channel
 
     def encoded(message_id: str) -> bytes:  # a new object, referenced only by the caller
-        props = frames.properties("application/json", message_id)
-        return frames.publish(
+        props = fastpath.properties("application/json", message_id)
+        return fastpath.publish(
             channel.number, settings.amqp.exchange, "r", b"{}", props,
             mandatory=True, max_body_frame=pipeline.max_body_frame,
         )  # fmt: skip
@@ -101,11 +118,11 @@ async def test_the_pipeline_keeps_no_frames_once_written_or_refused(
 
 
 async def test_a_queue_declared_otherwise_is_retried_until_it_is_fixed(
-    make_settings: Callable[..., Settings], inspector: Inspector
+    make_settings: Callable[..., Settings], inspector: Inspector, publisher: str
 ) -> None:
     """A declare that fails after the connection opened (PRECONDITION_FAILED here; a broker
     restarting mid-way is the same path) is retried with the connection, not given up."""
-    settings = make_settings(amqp={"connect_retry_s": 0.05})
+    settings = make_settings(amqp={"connect_retry_s": 0.05, "publisher": publisher})
     channel = await inspector.connection.channel()
     await channel.declare_queue(settings.amqp.queue, durable=True)  # classic, not quorum
     broker = Broker(settings.amqp)

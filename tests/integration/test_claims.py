@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 import sqlalchemy as sa
@@ -14,7 +13,6 @@ import sqlalchemy as sa
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
 from service.errors import BrokerUnavailable, RejectEvent, RetryLater
-from service.resources import Resources
 from service.settings import Settings
 from service.store import Database
 from service.worker.claims import Claims
@@ -40,13 +38,10 @@ def registry() -> Registry:
 async def consumer(
     settings: Settings, broker: Broker, registry: Registry, database: Database
 ) -> AsyncIterator[Consumer]:
-    async with aiohttp.ClientSession() as session:
-        consumer = Consumer(
-            settings, broker, registry, Resources(settings, broker, database, session)
-        )
-        await consumer.start()
-        yield consumer
-        await consumer.stop(5)
+    consumer = Consumer(settings, broker, registry, database=database)
+    await consumer.start()
+    yield consumer
+    await consumer.stop(5)
 
 
 async def publish(broker: Broker, event_id: str) -> None:

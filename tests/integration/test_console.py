@@ -24,11 +24,11 @@ import pytest
 from aiohttp import web
 
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.runs import RunState
 from service.settings import Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent
+from service.web import create_app
 from tests.integration.conftest import Inspector
 from tests.waiting import poll_interval
 

@@ -7,7 +7,6 @@ import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import orjson
 import pytest
 
@@ -15,7 +14,6 @@ from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
 from service.deadletters import DeadLetterQueue, Filters, parse_since, readers_lock, run_command
 from service.errors import RejectEvent
-from service.resources import Resources
 from service.settings import Settings
 from service.store import Database
 from service.worker.consumer import Consumer
@@ -156,14 +154,12 @@ async def test_a_replay_of_something_already_done_has_no_second_effect(
     async def effect(event: CloudEvent, context: Context) -> None:
         effects.append(event.id)
 
-    async with aiohttp.ClientSession() as session:
-        resources = Resources(settings, broker, database, session)
-        consumer = Consumer(settings, broker, registry, resources)
-        await consumer.start()
-        for _ in range(3):  # the same event id three times: a sender retry, a replay...
-            await publish(broker, "once-1", "leanix.factsheet.updated")
-        await inspector.wait_count(settings.amqp.queue, 0)
-        await consumer.stop(5)
+    consumer = Consumer(settings, broker, registry, database=database)
+    await consumer.start()
+    for _ in range(3):  # the same event id three times: a sender retry, a replay...
+        await publish(broker, "once-1", "leanix.factsheet.updated")
+    await inspector.wait_count(settings.amqp.queue, 0)
+    await consumer.stop(5)
     assert effects == ["once-1"]
     assert await database.handled.is_handled("once-1", "effect")
 

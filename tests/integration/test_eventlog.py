@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import aiohttp
 import orjson
 import pytest
 
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
 from service.errors import RetryLater
-from service.resources import Resources
 from service.settings import Settings
 from service.store import Database
 from service.store.eventlog import EventQuery
@@ -50,20 +48,17 @@ async def test_events_and_attempts_are_logged(
         if calls == 1:
             raise RetryLater("not yet")
 
-    async with aiohttp.ClientSession() as session:
-        consumer = Consumer(
-            settings, broker, registry, Resources(settings, broker, database, session)
-        )
-        await consumer.start()
-        await publish(broker, "log-1", "leanix.factsheet.updated", {"small": True})
-        await publish(broker, "log-2", "workato.job.completed", {"big": "x" * 5000})
-        await inspector.wait_count(settings.amqp.queue, 0)
-        async with asyncio.timeout(10):
-            while (found := await database.events.get("log-1")) is None or (
-                found[0].status != "handled"
-            ):
-                await poll_interval()
-        await consumer.stop(5)
+    consumer = Consumer(settings, broker, registry, database=database)
+    await consumer.start()
+    await publish(broker, "log-1", "leanix.factsheet.updated", {"small": True})
+    await publish(broker, "log-2", "workato.job.completed", {"big": "x" * 5000})
+    await inspector.wait_count(settings.amqp.queue, 0)
+    async with asyncio.timeout(10):
+        while (found := await database.events.get("log-1")) is None or (
+            found[0].status != "handled"
+        ):
+            await poll_interval()
+    await consumer.stop(5)
 
     head, tries = found
     assert (head.type, head.subject, head.attempts, head.data) == (

@@ -44,8 +44,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.settings import Settings
+from service.web import create_app
 from tests import senders
 from tests.assertions import assert_problem
 from tests.integration.conftest import Inspector

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.settings import Settings
+from service.web import create_app
 from tests import senders
 from tests.assertions import assert_cloudevent, assert_problem
 from tests.integration.conftest import Inspector, post

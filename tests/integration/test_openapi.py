@@ -39,12 +39,12 @@ from schemathesis.specs.openapi.checks import (
 from service.admin.openapi import document
 from service.bus.broker import Broker
 from service.probes import worker_app
-from service.receiver.app import create_app
 from service.runs import RunState
 from service.settings import Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent
 from service.store.keys import SCOPES
+from service.web import create_app
 from tests import senders
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.bus.broker import Broker
-from service.receiver.app import create_app
 from service.settings import Settings
+from service.web import create_app
 from tests import senders
 from tests.assertions import assert_problem
 from tests.integration.conftest import Inspector, post
@@ -23,11 +23,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def proxied(
-    make_settings: Callable[..., Settings], proxy: TcpProxy, inspector: Inspector
+    make_settings: Callable[..., Settings], proxy: TcpProxy, inspector: Inspector, publisher: str
 ) -> AsyncIterator[tuple[TestClient[Any, Any], Broker, Settings]]:
     """The receiver, talking to RabbitMQ through a proxy the test can break."""
     settings = make_settings(
         amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+        amqp={"publisher": publisher},
         http={"publish_timeout_s": 0.5, "retry_after_s": 7},
     )
     broker = Broker(settings.amqp)
@@ -79,10 +80,12 @@ async def test_no_confirm_within_the_timeout_answers_503(
 
 
 async def test_receiver_starts_without_a_broker_and_becomes_ready(
-    make_settings: Callable[..., Settings], proxy: TcpProxy, inspector: Inspector
+    make_settings: Callable[..., Settings], proxy: TcpProxy, inspector: Inspector, publisher: str
 ) -> None:
     proxy.cut()
-    settings = make_settings(amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
+    settings = make_settings(
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/", amqp={"publisher": publisher}
+    )
     async with TestClient(TestServer(create_app(settings))) as client:
         async with client.get("/readyz") as response:
             assert response.status == 503

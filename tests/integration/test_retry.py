@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 import orjson
 import pytest
 
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
 from service.errors import RetryLater, VendorUnavailable
-from service.resources import Resources
 from service.settings import Settings
 from service.store import Database
 from service.worker.consumer import Consumer
@@ -203,13 +201,10 @@ async def test_a_claim_left_by_a_dead_worker_is_waited_out_not_dead_lettered(
         effects.append(context.attempt)
 
     assert await database.handled.claim("dead-1", "effect", lease_s=0.5) == "claimed"
-    async with aiohttp.ClientSession() as session:
-        consumer = Consumer(
-            settings, broker, registry, Resources(settings, broker, database, session)
-        )
-        await consumer.start()
-        await publish(broker, "dead-1")
-        await eventually(lambda: effects, what="the handler ran once the claim lapsed")
-        await consumer.stop(5)
+    consumer = Consumer(settings, broker, registry, database=database)
+    await consumer.start()
+    await publish(broker, "dead-1")
+    await eventually(lambda: effects, what="the handler ran once the claim lapsed")
+    await consumer.stop(5)
     assert effects == [1]  # waiting did not count as an attempt
     assert await inspector.count(inspector.settings.amqp.dead_letter_queue) == 0

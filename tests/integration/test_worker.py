@@ -54,7 +54,8 @@ async def test_a_registered_handler_receives_the_event(
     assert event.id == orjson.loads(body)["id"]
     assert event.type == "leanix.factsheet.created"
     assert event.data == orjson.loads(request.body)
-    assert context.settings.amqp.queue == inspector.settings.amqp.queue
+    assert (context.attempt, context.redelivered) == (1, False)
+    assert context.run_clients == {}  # a worker without credentials: no clients
     await inspector.wait_count(inspector.settings.amqp.queue, 0)
 
 

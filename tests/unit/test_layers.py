@@ -1,6 +1,8 @@
 """The layering goes one way: the store and the bus import nothing from the layers above;
-the core (receiver, automation, admin, resources, runtime, simulators) names no platform
-but asks the registry; a platform package uses the generic toolkit and itself only."""
+the HTTP application's parts (receiver/, admin/, probes.py) are siblings that import
+nothing from each other, and service/web.py alone assembles them; the core (receiver,
+automation, admin, resources, runtime, web, simulators) names no platform but asks the
+registry, and a platform package uses the generic toolkit and itself only."""
 
 from __future__ import annotations
 
@@ -21,8 +23,24 @@ ABOVE = (
     "service.worker",
     "service.runtime",
     "service.resources",
+    "service.web",
 )
 LOW_MODULES = sorted(p for layer in LOW for p in (ROOT / layer).rglob("*.py"))
+# What each part of the HTTP application must not import: its siblings, the store (the
+# receiver never needs it), and the composition roots that import them.
+ROOTS = ("service.web", "service.runtime")
+SIBLINGS = {
+    "receiver": ("service.admin", "service.probes", "service.store", *ROOTS),
+    "admin": ("service.receiver", "service.probes", *ROOTS),
+    "probes.py": ("service.receiver", "service.admin", *ROOTS),
+}
+SIBLING_MODULES = [
+    pytest.param(part, path, id=str(path.relative_to(ROOT)))
+    for part in SIBLINGS
+    for path in sorted((ROOT / part).rglob("*.py") if (ROOT / part).is_dir() else [ROOT / part])
+]
+# Every module that builds on the admin routes and on the receiver routes: the one root.
+ASSEMBLED_BY = {"service.admin.mount": {"web.py"}, "service.receiver.app": {"web.py"}}
 
 
 def imported(tree: ast.AST) -> set[str]:
@@ -42,8 +60,21 @@ def is_package(module: str) -> bool:
     return module.startswith("service") and (ROOT.parent / module.replace(".", "/")).is_dir()
 
 
+def within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(f"{package}.") for package in packages)
+
+
 def above(name: str) -> bool:
-    return any(name == upper or name.startswith(f"{upper}.") for upper in ABOVE)
+    return within(name, ABOVE)
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = imported(tree)
+    for node in ast.walk(tree):  # `from service.receiver import app` imports a module too
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
 
 
 def test_the_low_layers_have_modules_to_check() -> None:
@@ -71,12 +102,38 @@ def test_an_upward_import_is_caught() -> None:
     ]
 
 
+@pytest.mark.parametrize(("part", "path"), SIBLING_MODULES)
+def test_a_part_of_the_http_application_imports_no_sibling(part: str, path: Path) -> None:
+    offending = sorted(name for name in imports_of(path) if within(name, SIBLINGS[part]))
+    assert not offending, (
+        f"{path.relative_to(ROOT)} imports {offending}: move what both need lower "
+        "(as service/problems.py), or let service/web.py wire it"
+    )
+
+
+@pytest.mark.parametrize("module", sorted(ASSEMBLED_BY))
+def test_only_the_composition_root_assembles_the_http_application(module: str) -> None:
+    importers = {
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*.py")
+        if any(within(name, (module,)) for name in imports_of(path))
+    }
+    assert importers == ASSEMBLED_BY[module]
+
+
+def test_a_sibling_import_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "app.py"
+    path.write_text("from service.admin import openapi\nfrom service.receiver import app\n")
+    assert within("service.admin.openapi", SIBLINGS["receiver"])
+    assert {"service.admin.openapi", "service.receiver.app"} <= imports_of(path)
+
+
 # --- platforms: the core asks the registry; a platform uses the toolkit only ------------------
 
 VENDORS = ROOT / "vendors"
 PLATFORM_PACKAGES = sorted(p.parent for p in VENDORS.glob("*/__init__.py"))
 # What asks about platforms, and may name only the registry and the adapter interface.
-CORE = ("receiver", "automation", "admin", "resources.py", "runtime.py", "simulators")
+CORE = ("receiver", "automation", "admin", "resources.py", "runtime.py", "web.py", "simulators")
 CORE_MODULES = sorted(
     path for part in CORE for path in ((ROOT / part).rglob("*.py") if not part.endswith(".py")
                                        else [ROOT / part])
@@ -102,7 +159,8 @@ TOOLKIT = {
 }
 
 
-def imports_of(path: Path) -> set[str]:
+def modules_of(path: Path) -> set[str]:
+    """The modules `path` imports (a name imported from a module is not one)."""
     return imported(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
 
 
@@ -117,7 +175,7 @@ def test_there_are_platforms_and_a_core_to_check() -> None:
 
 @pytest.mark.parametrize("path", CORE_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_core_names_no_platform(path: Path) -> None:
-    offending = sorted(name for name in imports_of(path) if names_a_platform(name))
+    offending = sorted(name for name in modules_of(path) if names_a_platform(name))
     assert not offending, (
         f"{path.relative_to(ROOT)} imports {offending}: ask service.vendors.registry instead"
     )
@@ -127,7 +185,7 @@ def test_the_core_names_no_platform(path: Path) -> None:
 def test_a_platform_imports_only_the_toolkit_and_itself(package: Path) -> None:
     own = f"service.vendors.{package.name}"
     for path in sorted(package.rglob("*.py")):
-        found = {n for n in imports_of(path) if n == "service" or n.startswith("service.")}
+        found = {n for n in modules_of(path) if n == "service" or n.startswith("service.")}
         offending = sorted(n for n in found - TOOLKIT if n != own and not n.startswith(f"{own}."))
         assert not offending, (
             f"{path.relative_to(ROOT)} imports {offending}: a platform may use only the "
@@ -137,7 +195,7 @@ def test_a_platform_imports_only_the_toolkit_and_itself(package: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted(VENDORS.glob("*.py")), ids=lambda p: p.name)
 def test_the_registry_and_the_interface_import_no_upper_layer(path: Path) -> None:
-    found = {n for n in imports_of(path) if n == "service" or n.startswith("service.")}
+    found = {n for n in modules_of(path) if n == "service" or n.startswith("service.")}
     offending = sorted(n for n in found - TOOLKIT if not n.startswith("service.vendors"))
     assert not offending, f"vendors/{path.name} imports {offending}"
 

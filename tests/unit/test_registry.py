@@ -80,6 +80,6 @@ def test_the_idempotency_key_is_stable_per_event_and_handler() -> None:
 
 
 def test_a_store_transaction_needs_an_idempotent_handler() -> None:
-    context = Context(settings=None, log=None)  # type: ignore[arg-type]
+    context = Context()
     with pytest.raises(RuntimeError, match="idempotent=True"):
         context.transaction()
