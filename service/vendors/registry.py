@@ -16,6 +16,7 @@ PACKAGES = (
     "service.vendors.robocorp",
     "service.vendors.uipath",
     "service.vendors.workato",
+    "service.vendors.http",
 )
 
 PLATFORMS: tuple[AnyPlatform, ...] = tuple(import_module(p).PLATFORM for p in PACKAGES)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
@@ -30,6 +31,8 @@ from service.bus import topology
 from service.resources import run_clients
 from service.settings import ENVIRONMENT, Settings, load
 from service.simulators import lab
+from service.vendors.http import lab as http_lab
+from service.vendors.http.simulator import API_KEY_HEADER
 from service.vendors.leapwork import lab as leapwork_lab
 from service.vendors.robocorp import lab as robocorp_lab
 from service.vendors.uipath import lab as uipath_lab
@@ -500,6 +503,9 @@ def test_the_demo_credentials_are_the_simulators() -> None:
     assert env["ROBOCORP_API_KEY"] == robocorp_lab.API_KEY
     assert env["UIPATH_CLIENT_SECRET"] == uipath_lab.CLIENT[1]
     assert env["WORKATO_API_TOKEN"] == workato_lab.API_TOKEN
+    assert env["HTTP_CALLBACK_SECRET"] == http_lab.CALLBACK_SECRET
+    [credential] = orjson.loads(env["HTTP_CREDENTIALS"])
+    assert credential["headers"] == {API_KEY_HEADER: http_lab.API_KEY}
 
 
 # --- Dockerfile ---------------------------------------------------------------------------

@@ -139,6 +139,8 @@ def received_inputs(lab: Lab, vendor: str) -> list[dict[str, Any]]:
         return [dict(run.payloads[0]) for run in lab.robocorp.runs.values()]
     if vendor == "uipath":
         return [orjson.loads(s["startInfo"]["InputArguments"]) for s in lab.uipath.starts]
+    if vendor == "http":
+        return [dict(run.body) for run in lab.http.runs.values()]
     return [dict(call["inputs"]) for call in lab.workato.calls if "inputs" in call]
 
 

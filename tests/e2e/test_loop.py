@@ -58,7 +58,8 @@ async def test_a_failed_run_is_written_back_as_failed(
     fail = {"leapwork": lambda: lab.leapwork.next_outcome("Failed"),
             "robocorp": lambda: lab.robocorp.next_outcome("unresolved"),
             "uipath": lambda: lab.uipath.next_outcome("Faulted"),
-            "workato": lambda: lab.workato.next_outcome("failed")}  # fmt: skip
+            "workato": lambda: lab.workato.next_outcome("failed"),
+            "http": lambda: lab.http.next_outcome("failed")}  # fmt: skip
     fail[vendor]()
     await service_factory([lab.rule(vendor)])
     fact_sheet = lab.leanix.add_fact_sheet("Application", "Billing")

@@ -14,6 +14,7 @@ from service.automation import factsheet, rules, templates
 from service.errors import ConfigError
 from service.settings import from_mapping
 from service.simulators.lab import Lab
+from service.vendors import registry
 from tests.senders import fixture
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "rules.example.toml"
@@ -32,7 +33,7 @@ def rule(**overrides: Any) -> dict[str, Any]:
 def test_the_example_file_is_valid_and_covers_every_platform() -> None:
     settings = from_mapping(tomllib.loads(EXAMPLE.read_text()))
     loaded = rules.load(settings.rules)
-    assert {r.vendor for r in loaded} == {"uipath", "robocorp", "leapwork", "workato"}
+    assert {r.vendor for r in loaded} == set(registry.names())
 
 
 @pytest.mark.parametrize(
