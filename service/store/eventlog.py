@@ -129,8 +129,12 @@ class EventLog:
             ).first()
             if row is None:
                 return None
+            # By attempt number first: a retry copy handled at once can reach the store before
+            # the delivery that made it (that write waits for its ack), so ids alone may invert.
             query = (
-                sa.select(attempts).where(attempts.c.event_id == event_id).order_by(attempts.c.id)
+                sa.select(attempts)
+                .where(attempts.c.event_id == event_id)
+                .order_by(attempts.c.attempt, attempts.c.id)
             )
             tries = [_attempt(r) for r in await connection.execute(query)]
         return LoggedEvent.from_row(row), tries

@@ -68,7 +68,10 @@ async def test_a_claim_held_by_a_live_worker_is_waited_for_without_using_attempt
     async def once(event: CloudEvent, context: Context) -> None:
         ran.append(context.attempt)
 
-    elsewhere = Claims(database.handled, settings.worker.claim_lease_s, 300)
+    # The other worker's lease is long enough that a loaded machine's slow store does not
+    # let it lapse between renewals (its heartbeat renews every third of it): the consumer,
+    # with its own 0.5 s lease, must find it alive and keep retrying, not take it over.
+    elsewhere = Claims(database.handled, 6.0, 300)
     held = await elsewhere.acquire("busy-1", "once")  # renewed by its heartbeat meanwhile
     assert held is not None
     await publish(broker, "busy-1")
