@@ -70,7 +70,8 @@ class Puller:
         self.before_commit: Callable[[Batch], object] | None = None  # a test's probe
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Pull while holding the lease, until `stop`; then give the lease up."""
+        """Pull while holding the lease, until `stop`; then give the lease up, so another
+        replica takes over at once (cancelled, it is left to lapse)."""
         try:
             while not stop.is_set():
                 if await self._take():
@@ -78,10 +79,11 @@ class Puller:
                 else:
                     await _wait(stop, self.settings.lease_s / RENEWALS_PER_LEASE)
         finally:
-            if self.holding.is_set():
+            if self.holding.is_set() and stop.is_set():  # cancelled: as if killed, it lapses
                 self.holding.clear()
                 with contextlib.suppress(Exception):
                     await self.leases.release(self.lease, self.holder)
+            self.holding.clear()
 
     async def _take(self) -> bool:
         try:
@@ -99,22 +101,26 @@ class Puller:
         self._lost.clear()
         async with self._renewing():
             while not stop.is_set() and self.holding.is_set():
-                pulling = asyncio.ensure_future(self._step())
-                ended = (
-                    asyncio.ensure_future(self._lost.wait()),
-                    asyncio.ensure_future(stop.wait()),
-                )
-                await asyncio.wait((pulling, *ended), return_when=asyncio.FIRST_COMPLETED)
-                for waiter in ended:
-                    waiter.cancel()
-                if not pulling.done():  # lost the lease or stopped mid-batch: re-fetched later
-                    pulling.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await pulling
-                elif not await self._settled(pulling):
+                if not await self._step_unless_ended(stop):
                     await _wait(stop, self.settings.retry_s)
 
-    async def _settled(self, pulling: asyncio.Future[int]) -> bool:
+    async def _step_unless_ended(self, stop: asyncio.Event) -> bool:
+        """One step, cut short if the lease is lost or `stop` is set (the batch is then
+        fetched again later); False if it failed."""
+        pulling = asyncio.ensure_future(self._step())
+        ended = (asyncio.ensure_future(self._lost.wait()), asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait((pulling, *ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this task is cancelled: the step must not go on alone
+            for waiting in (pulling, *ended):
+                waiting.cancel()
+        if not pulling.done() or pulling.cancelled():
+            with contextlib.suppress(asyncio.CancelledError):
+                await pulling
+            return True
+        return self._settled(pulling)
+
+    def _settled(self, pulling: asyncio.Future[int]) -> bool:
         """Whether a step succeeded; a failure is logged, to be retried."""
         error = pulling.exception()
         if error is None:
