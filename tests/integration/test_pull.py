@@ -234,5 +234,3 @@ async def test_a_batch_over_the_size_limit_is_split_and_each_part_committed(
     await observed_ids(inspector, 3)
     await eventually(lambda: lab.cursor == 3, 10, "committed")
     assert lab.sim.pull.feeds[lab.subscription].commits == [1, 2, 3]
-
-
