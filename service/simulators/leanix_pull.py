@@ -77,6 +77,7 @@ class PullApi:
         self.commit_fails_after_applied = 0
         self.hold_commits = asyncio.Event()
         self.hold_commits.set()  # cleared: commits wait
+        self.held: list[web.Request] = []  # commits waiting for hold_commits
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get(SUBSCRIPTIONS_PATH + "/{id}/events", self._events)
@@ -94,6 +95,10 @@ class PullApi:
             feed.log.append(Logged(len(feed.log), self.clock(), text))
             feed.arrived.set()
             feed.arrived = asyncio.Event()
+
+    def callers_gone(self) -> bool:
+        """Whether every held commit's caller has closed its connection."""
+        return all(r.transport is None or r.transport.is_closing() for r in self.held)
 
     def pending(self, subscription_id: str) -> int:
         """Events after the committed cursor."""
@@ -139,7 +144,11 @@ class PullApi:
             or not 0 <= offset <= len(feed.log)
         ):
             return _error(400, f"offset must be an integer from 0 to {len(feed.log)}")
-        await self.hold_commits.wait()
+        self.held.append(request)
+        try:
+            await self.hold_commits.wait()
+        finally:
+            self.held.remove(request)
         if request.transport is None or request.transport.is_closing():
             return _error(499, "the caller went away before the commit")  # never applied
         feed.cursor = offset
