@@ -49,6 +49,8 @@ __all__ = ["MODES", "main", "run", "serve", "serve_forked"]
 
 def main(settings: Settings, mode: str = "all") -> int:
     """Serve `mode` until stopped, from `http.processes` receiver processes; the exit code."""
+    if mode == "pull" or (mode == "all" and settings.leanix_pull.enabled):
+        pulling.require(settings)  # before anything is opened
     count = settings.http.process_count if mode in ("all", "receiver") else 1
     if count == 1:
         run(serve(settings, mode), settings.http.event_loop)

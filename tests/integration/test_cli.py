@@ -151,3 +151,19 @@ async def test_the_worker_alone_serves_probes_and_metrics(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_pull_without_a_subscription_stops_start_up_naming_the_key(prefix: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "pull",
+        env=service_env(prefix, free_port(), LEANIX_PULL_SUBSCRIPTION_ID=""),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        _, stderr = await process.communicate()
+    assert process.returncode == 2
+    assert b"leanix_pull.subscription_id" in stderr
