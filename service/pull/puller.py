@@ -79,7 +79,8 @@ class Puller:
                 else:
                     await _wait(stop, self.settings.lease_s / RENEWALS_PER_LEASE)
         finally:
-            if self.holding.is_set() and stop.is_set():  # cancelled: as if killed, it lapses
+            # Stopped: hand over at once. Cancelled: left to lapse, as if killed.
+            if self.holding.is_set() and stop.is_set():
                 self.holding.clear()
                 with contextlib.suppress(Exception):
                     await self.leases.release(self.lease, self.holder)
@@ -125,10 +126,13 @@ class Puller:
         error = pulling.exception()
         if error is None:
             return True
-        if not isinstance(error, VendorUnavailable | VendorRejected | BrokerUnavailable | OSError):
-            log.error("pull.failed", error=repr(error)[:500])
-        else:
+        if isinstance(error, VendorUnavailable | BrokerUnavailable | OSError):
             log.warning("pull.retry", error=str(error)[:500], retry_s=self.settings.retry_s)
+        elif isinstance(error, VendorRejected):  # 401, 404: a setting to fix; tried again
+            hint = "check leanix_pull.subscription_id (a PULL subscription) and the API token"
+            log.error("pull.rejected", error=str(error)[:500], hint=hint)
+        else:
+            log.error("pull.failed", error=repr(error)[:500])
         return False
 
     async def _step(self) -> int:
