@@ -3,6 +3,7 @@
 python -m service [all]     receiver and worker in one process (the default)
 python -m service receiver  the HTTP receiver only
 python -m service worker    the worker only
+python -m service pull      fetch the LeanIX PULL subscription's events onto the bus
 python -m service tail [PATTERN]
                             print the CloudEvents passing on the bus
 python -m service dead-letters list|show|replay [--id ID] [--type PATTERN] [--since 2h]
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(loaded: settings.Settings, args: argparse.Namespace) -> int:
     mode = args.command or "all"
-    if mode != "worker" and loaded.http.process_count > 1:
+    if mode in ("all", "receiver") and loaded.http.process_count > 1:
         from service.processes import prepare_metrics
 
         prepare_metrics()  # before service.runtime imports prometheus_client

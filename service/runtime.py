@@ -21,6 +21,7 @@ from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from service.automation.rules import VENDORS, check_clients
 from service.automation.rules import load as load_rules
 from service.bus.broker import Broker
 from service.probes import REFRESH, Refresh, worker_app
+from service.pull import start as pulling
 from service.receiver import server
 from service.resources import database_of, open_resources
 from service.settings import MODES, Settings
@@ -47,7 +49,9 @@ __all__ = ["MODES", "main", "run", "serve", "serve_forked"]
 
 def main(settings: Settings, mode: str = "all") -> int:
     """Serve `mode` until stopped, from `http.processes` receiver processes; the exit code."""
-    count = settings.http.process_count if mode != "worker" else 1
+    if mode == "pull" or (mode == "all" and settings.leanix_pull.enabled):
+        pulling.require(settings)  # before anything is opened
+    count = settings.http.process_count if mode in ("all", "receiver") else 1
     if count == 1:
         run(serve(settings, mode), settings.http.event_loop)
         return 0
@@ -150,9 +154,10 @@ async def _start(
 
     The start-up work left running in the background: its failure stops the process.
     """
-    rules = _worker_rules(settings) if mode != "receiver" else ()
+    rules = _worker_rules(settings) if mode in ("all", "worker") else ()
     database = database_of(settings, stack)
-    app = create_app(settings, broker, database) if mode != "worker" else worker_app(broker, [])
+    serves_webhooks = mode in ("all", "receiver")
+    app = create_app(settings, broker, database) if serves_webhooks else worker_app(broker, [])
     runner = await _start_http(settings, app, sock)
     stack.push_async_callback(runner.cleanup)
     _on_signals(stop)
@@ -162,6 +167,10 @@ async def _start(
         return [_in_background(opening, "store.open_failed", stack, stop)]
     if not await open_store(database, app[STARTUP], stop, retry_s):
         return []  # stopped while waiting
+    if mode == "pull" or (mode == "all" and settings.leanix_pull.enabled):
+        pulling = await _start_puller(settings, broker, database, stack, stop)
+        if mode == "pull":
+            return [pulling]
     starting = await _start_worker(settings, broker, database, rules, registry, stack, stop)
     app[REFRESH].append(runs_in_flight(database))
     return [starting]
@@ -198,6 +207,31 @@ async def _start_worker(
         await _start_background(partial(prune_forever, database, settings.eventlog), stack)
     log.info("worker.rules", count=len(rules), vendors=sorted(resources.runners))
     return starting
+
+
+async def _start_puller(
+    settings: Settings,
+    broker: Broker,
+    database: Database,
+    stack: AsyncExitStack,
+    stop: asyncio.Event,
+) -> asyncio.Task[None]:
+    """Pull the LeanIX PULL subscription onto the bus until shutdown (service/pull/)."""
+    session = aiohttp.ClientSession(raise_for_status=False)
+    stack.push_async_callback(session.close)
+    puller = pulling.build(settings, session, broker, database)
+    halt = asyncio.Event()
+    task = asyncio.create_task(puller.run(halt))
+    task.add_done_callback(lambda done: _fail_on_error(done, stop, "pull.stopped"))
+
+    async def stop_pulling() -> None:  # a batch cut short is fetched again: nothing lost
+        halt.set()
+        await asyncio.wait([task], timeout=settings.http.shutdown_grace_s)
+        await _cancel(task)
+
+    stack.push_async_callback(stop_pulling)
+    log.info("pull.started", subscription=settings.leanix_pull.subscription_id)
+    return task
 
 
 def _in_background(

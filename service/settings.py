@@ -26,7 +26,7 @@ from service.config import setting
 from service.errors import ConfigError
 from service.vendors import registry
 
-MODES = ("all", "receiver", "worker")  # what `python -m service` serves
+MODES = ("all", "receiver", "worker", "pull")  # what `python -m service` serves
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 HEADER = """\
 Every setting of the service, with its default. Generated from service/settings.py by
@@ -205,6 +205,28 @@ else:  # ask a platform for its own: registry.platform(name).client_settings(cli
 
 
 @dataclass(frozen=True)
+class PullSettings:
+    subscription_id: str = setting(
+        "",
+        "a LeanIX webhook subscription with deliveryType PULL; set, `all` mode pulls it too "
+        "(`python -m service pull` pulls only). Uses clients.leanix for the API token.",
+        env="LEANIX_PULL_SUBSCRIPTION_ID",
+    )
+    timeout_s: int = setting(10, "long-poll: LeanIX holds a fetch open up to this for events")
+    batch_size: int = setting(
+        100, "events published at once (a fetched batch larger than this is split)"
+    )
+    lease_s: float = setting(
+        10.0, "one puller per subscription: a dead holder's lease is taken over after this"
+    )
+    retry_s: float = setting(2.0, "pause after a failed fetch, publish or commit")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.subscription_id)
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     prefetch: int = setting(32, "unacknowledged events in flight per worker process")
     handler_modules: tuple[str, ...] = setting(
@@ -284,6 +306,10 @@ class Settings:
         "fail validation at start-up, naming the rule.",
     )
     automation: AutomationSettings = AutomationSettings()
+    leanix_pull: PullSettings = setting(
+        PullSettings(),
+        "PULL delivery: fetch LeanIX webhook events instead of receiving them (no inbound port).",
+    )
     store: StoreSettings = setting(
         StoreSettings(), "Where started runs and handled events are recorded."
     )
@@ -390,6 +416,7 @@ def _validate(s: Settings) -> None:
     _require(s.http.event_loop in {"uvloop", "asyncio"}, "http.event_loop", "uvloop or asyncio")
     _require(0 <= s.http.processes <= 64, "http.processes", "must be between 0 and 64")
     _validate_http_bounds(s.http)
+    _validate_pull(s.leanix_pull)
     _check_amqp_url(s.amqp.url)
     _check_store_url(s.store.url)
     _require(bool(s.amqp.exchange), "amqp.exchange", "must not be empty")
@@ -440,6 +467,14 @@ def _validate_http_bounds(http: HttpSettings) -> None:
     for name in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
         _require(getattr(http, name) > 0, f"http.{name}", "must be positive")
     _require(http.max_connections >= 1, "http.max_connections", "must be at least 1")
+
+
+def _validate_pull(pull: PullSettings) -> None:
+    # LeanIX's long-poll range is not documented: 1..60 s is what the API docs' examples use.
+    _require(1 <= pull.timeout_s <= 60, "leanix_pull.timeout_s", "must be between 1 and 60")
+    _require(pull.batch_size >= 1, "leanix_pull.batch_size", "must be at least 1")
+    _require(pull.lease_s >= 1, "leanix_pull.lease_s", "must be at least 1 second")
+    _require(pull.retry_s > 0, "leanix_pull.retry_s", "must be positive")
 
 
 def _validate_credentials(sources: SourcesSettings) -> None:

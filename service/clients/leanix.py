@@ -122,6 +122,14 @@ class LeanixClient(HttpApi):
         await self._access_token()
         return self._subject
 
+    async def access_token(self) -> str:
+        """The Bearer token for LeanIX's REST APIs (leanix_webhooks.py): cached, renewed."""
+        return await self._access_token()
+
+    def forget_token(self, value: str) -> None:
+        """A REST API refused `value` (401): the next `access_token` fetches a new one."""
+        self._forget(value)
+
     # --- GraphQL ----------------------------------------------------------------------------
 
     async def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -4,6 +4,8 @@
     -> reserve the body's bytes -> read the body (bounded) -> authenticate the raw bytes
     -> parse -> normalise -> publish and await the confirm -> 202
 
+A pulled LeanIX event (service/pull/) takes the same path from `build_message` on.
+
 Whatever the headers show is refused before the body is read, so a request without a
 credential costs no memory. Nothing is published unless every step before it passed;
 the 202 is sent only after the broker confirmed. Vendor APIs are never called here.
@@ -50,16 +52,19 @@ def endpoint(source: Source, broker: Broker, http: HttpSettings, budget: bodies.
             event, message = build_message(source, verifier.verify(request.headers, body), body)
             del body  # from here on only the message holds the sender's bytes
             request[EVENT_ID] = event.id
-            await broker.publish(
-                message,
-                routing_key=event.routing_key,
-                message_id=event.id,
-                timeout_s=http.publish_timeout_s,
-            )
+            await send(broker, event, message, http.publish_timeout_s)
         answer = orjson.dumps({"id": event.id, "status": "accepted"})
         return web.Response(body=answer, status=202, content_type="application/json")
 
     return accept
+
+
+async def send(broker: Broker, event: CloudEvent, message: bytes, timeout_s: float) -> None:
+    """Publish an event's message persistently and wait for the broker's confirm: the last
+    step of every LeanIX event, pushed here or pulled by service/pull/puller.py."""
+    await broker.publish(
+        message, routing_key=event.routing_key, message_id=event.id, timeout_s=timeout_s
+    )
 
 
 def enabled(source: Source) -> Verifier:

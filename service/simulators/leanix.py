@@ -4,6 +4,8 @@
                                             client_secret=<token>) -> a JWT-shaped token
     POST /services/pathfinder/v1/graphql    Bearer; factSheet, updateFactSheet, createComment
                                             run by graphql-core; 429 per technical user
+    GET/PUT /services/webhooks/v1/subscriptions/{id}/events|cursor
+                                            PULL subscriptions (leanix_pull.py)
 
 It follows ../shared/reference/leanix.md. Where the reference is unconfirmed it guesses,
 and says so here: the codes of the stale-rev and missing-fact-sheet errors, the answer to
@@ -48,6 +50,7 @@ from service.simulators.leanix_factsheet import (
     timestamp,
     view,
 )
+from service.simulators.leanix_pull import PullApi
 from service.simulators.leanix_schema import SCHEMA, document
 from service.simulators.leanix_webhook import Subscription, delivery, post
 
@@ -96,10 +99,12 @@ class LeanixSimulator(Simulator):
         self._event_ids = itertools.count(42834)
         self._sequence = itertools.count(75086)
         self._sending: set[asyncio.Task[None]] = set()
+        self.pull = PullApi(self._bearer_user, clock)  # PULL subscriptions (leanix_pull.py)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(TOKEN_PATH, self._token)
         app.router.add_post(GRAPHQL_PATH, self._graphql)
+        self.pull.routes(app)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -148,6 +153,14 @@ class LeanixSimulator(Simulator):
         self.subscriptions.append(
             Subscription(target_url, authorization, payload_mode, envelope_user_id)
         )
+
+    def pull_event(
+        self, fact_sheet_id: str, event_type: str = "FactSheetUpdatedEvent"
+    ) -> dict[str, Any]:
+        """Log one event on every PULL subscription; return it (payloadMode DEFAULT)."""
+        event = self.event(fact_sheet_id, event_type)
+        self.pull.append(event)
+        return event
 
     async def drain(self) -> None:
         """Wait until every webhook delivery under way has finished."""
@@ -205,6 +218,8 @@ class LeanixSimulator(Simulator):
         if self.faults.drop_callbacks:
             return
         actor = self.principal_ids.get(user_id, user_id) if self.echo_claim != "sub" else user_id
+        if self.pull.feeds:
+            self.pull.append(self.event(fact_sheet_id, "FactSheetUpdatedEvent", actor))
         for subscription in self.subscriptions:
             event = self.event(fact_sheet_id, "FactSheetUpdatedEvent", actor)
             body = delivery(event, subscription.payload_mode)

@@ -13,6 +13,7 @@ from service.errors import ConfigError
 from service.store.eventlog import EventLog
 from service.store.handled import HandledStore
 from service.store.keys import KeyStore
+from service.store.leases import LeaseStore
 from service.store.migrations import migrate
 from service.store.ratelimit import RateLimitStore
 from service.store.runs import RunStore
@@ -50,6 +51,7 @@ class Database:
         self.events = EventLog(self.engine)
         self.keys = KeyStore(self.engine)
         self.rate_limits = RateLimitStore(self.engine)
+        self.leases = LeaseStore(self.engine)
 
     def __repr__(self) -> str:
         return f"<Database {self.safe_url}>"

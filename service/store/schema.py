@@ -120,6 +120,17 @@ rate_limits = sa.Table(
     sa.Column("stamp", sa.Float, nullable=False),
 )
 
+# Leases: one holder of a named job at a time across replicas (the puller of a LeanIX
+# PULL subscription). A holder renews `until` while alive; a lapsed lease may be taken.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("until", sa.Float, nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+)
+
 # Admin API keys: only a hash of the secret part is kept.
 api_keys = sa.Table(
     "api_keys",

@@ -1,7 +1,8 @@
 """python -m tests.benchmarks [--quick] [--only NAME[,NAME...]]: run, print the table, write JSON.
 
 Benchmarks run one after the other, so they do not compete for the machine's cores:
-ingest and footprint (they share the run of our receiver), profile, e2e, drain, writeback.
+ingest and footprint (they share the run of our receiver), profile, e2e, drain, writeback,
+pull.
 The exit code is 0 when every benchmark ran, whether or not its targets were met, and
 1 when one could not run (its error is in the table and the JSON).
 """
@@ -26,6 +27,7 @@ from tests.benchmarks import (
     bench_footprint,
     bench_ingest,
     bench_profile,
+    bench_pull,
     bench_writeback,
     bus,
     meters,
@@ -38,7 +40,7 @@ from tests.benchmarks.report import Section
 log = structlog.get_logger("tests.benchmarks")
 
 QUIET_PERCENT = 20.0  # other processes' CPU, % of one core, beyond which numbers are suspect
-BENCHMARKS = ("ingest", "footprint", "profile", "e2e", "drain", "writeback")
+BENCHMARKS = ("ingest", "footprint", "profile", "e2e", "drain", "writeback", "pull")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -108,6 +110,7 @@ async def run_all(plan: Plan, selected: set[str]) -> list[Section]:
         "e2e": bench_e2e.run,
         "drain": bench_drain.run,
         "writeback": bench_writeback.run,
+        "pull": bench_pull.run,
     }
     for name, bench in singles.items():
         if name in selected:

@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 import pytest
 
+from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
 from tests import senders
 from tests.conftest import AMQP_URL
 from tests.integration.conftest import Inspector
@@ -151,3 +152,52 @@ async def test_the_worker_alone_serves_probes_and_metrics(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_pull_without_a_subscription_stops_start_up_naming_the_key(prefix: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "pull",
+        env=service_env(prefix, free_port(), LEANIX_PULL_SUBSCRIPTION_ID=""),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        _, stderr = await process.communicate()
+    assert process.returncode == 2
+    assert b"leanix_pull.subscription_id" in stderr
+
+
+async def test_all_mode_pulls_a_configured_subscription_and_the_worker_takes_its_events(
+    prefix: str, inspector: Inspector
+) -> None:
+    sim = LeanixSimulator()
+    async with sim.serve() as sim_url:
+        subscription = sim.pull.subscribe()
+        sim.pull_event(sim.add_fact_sheet())
+        port = free_port()
+        env = service_env(
+            prefix, port, LEANIX_BASE_URL=sim_url, LEANIX_API_TOKEN=DEFAULT_API_TOKEN,
+            LEANIX_PULL_SUBSCRIPTION_ID=subscription,
+        )  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await wait_ready(f"http://127.0.0.1:{port}", process)
+            async with asyncio.timeout(20):
+                while sim.pull.pending(subscription):
+                    await poll_interval()
+            await inspector.wait_count(inspector.settings.amqp.queue, 0)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(20):
+                _, stderr = await process.communicate()
+    assert process.returncode == 0
+    lines = [orjson.loads(line) for line in stderr.splitlines() if line.startswith(b"{")]
+    events = [line["event"] for line in lines]
+    assert "pull.batch" in events and "event.unhandled" in events
+    assert DEFAULT_API_TOKEN.encode() not in stderr

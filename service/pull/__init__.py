@@ -1,0 +1,9 @@
+"""PULL delivery: LeanIX webhook events fetched instead of received, so no inbound port.
+
+    lease (store) -> fetch a batch (long poll) -> per event: normalise -> CloudEvent ->
+    persistent publish -> confirm (service/receiver/ingest.py, as for a PUSH) -> commit
+    the cursor once every event of the batch is confirmed
+
+A crash between publish and commit re-fetches the batch: each event gets the CloudEvent id
+it got the first time (and would get if pushed), so the worker handles it once.
+"""
