@@ -298,6 +298,20 @@ class AutomationSettings:
 
 
 @dataclass(frozen=True)
+class SubscriptionsSettings:
+    leanix_identifier: str = setting(
+        "leanix-bridge", "the LeanIX webhook subscription `subscriptions apply` manages"
+    )
+    leanix_delivery: str = setting(
+        "PUSH",
+        "PUSH (LeanIX posts to automation.callback_base_url/webhooks/leanix with "
+        "sources.leanix.authorization) or PULL (the service fetches)",
+        env="LEANIX_DELIVERY",
+    )
+    uipath_name: str = setting("leanix-bridge", "the Orchestrator webhook it manages")
+
+
+@dataclass(frozen=True)
 class EventLogSettings:
     enabled: bool = True
     retention_days: float = setting(30.0, "events last updated longer ago are deleted")
@@ -339,6 +353,10 @@ class Settings:
         "fail validation at start-up, naming the rule.",
     )
     automation: AutomationSettings = AutomationSettings()
+    subscriptions: SubscriptionsSettings = setting(
+        SubscriptionsSettings(),
+        "Webhook subscriptions made to match by `python -m service subscriptions apply`.",
+    )
     store: StoreSettings = setting(
         StoreSettings(), "Where started runs and handled events are recorded."
     )
@@ -479,6 +497,8 @@ def _validate(s: Settings) -> None:
         timeout = getattr(s.clients, name).timeout_s
         _require(timeout > 0, f"clients.{name}.timeout_s", "must be positive")
     _validate_workato(s.clients.workato)
+    delivery = s.subscriptions.leanix_delivery
+    _require(delivery in {"PUSH", "PULL"}, "subscriptions.leanix_delivery", "PUSH or PULL")
     _validate_callback_keys(s)
     _validate_credentials(s.sources)
 
