@@ -39,6 +39,7 @@ class Wanted:
     secret_settable: bool = True
     secret_hint: str = ""  # what to do when a generated secret differs
     skipped: str = ""  # why this one is not managed (nothing is read or written)
+    target: Mapping[str, Any] = field(default_factory=dict)  # where it lives, for its platform
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def compare(wanted: Wanted, found: Found | None, rewrite_secrets: bool = False) 
         return Change(wanted, found, Action.SKIP, (wanted.skipped,))
     if found is None:
         lines = [f"+ {name}: {_shown(value)}" for name, value in wanted.fields.items()]
-        lines += [f"+ {name}: (secret)" for name in wanted.secrets]
+        lines += [_new_secret(wanted, name) for name in wanted.secrets]
         return Change(wanted, None, Action.CREATE, tuple(lines))
     lines = [
         f"~ {name}: {_shown(found.fields.get(name))} -> {_shown(value)}"
@@ -92,7 +93,15 @@ def compare(wanted: Wanted, found: Found | None, rewrite_secrets: bool = False) 
     ]
     secret_lines, secret_update = _secret_lines(wanted, found, rewrite_secrets)
     action = Action.UPDATE if lines or secret_update else Action.NONE
+    if lines and not wanted.secret_settable:  # replaced: the platform generates a new secret
+        secret_lines = [_new_secret(wanted, name) for name in wanted.secrets]
     return Change(wanted, found, action, (*lines, *secret_lines))
+
+
+def _new_secret(wanted: Wanted, name: str) -> str:
+    if wanted.secret_settable:
+        return f"+ {name}: (secret)"
+    return f"! {name}: generated anew by the platform: {wanted.secret_hint}"
 
 
 def _secret_lines(wanted: Wanted, found: Found, rewrite: bool) -> tuple[list[str], bool]:
@@ -101,7 +110,9 @@ def _secret_lines(wanted: Wanted, found: Found, rewrite: bool) -> tuple[list[str
     for name, value in wanted.secrets.items():
         current = found.secrets.get(name, UNREADABLE)
         if current is UNREADABLE:
-            lines.append(f"~ {name}: (secret) rewritten" if rewrite else f"! {name}: set, cannot be compared")
+            lines.append(
+                f"~ {name}: (secret) rewritten" if rewrite else f"! {name}: set, cannot be compared"
+            )
             update = update or rewrite
         elif not hmac.compare_digest(current.encode(), value.encode()):
             if wanted.secret_settable:

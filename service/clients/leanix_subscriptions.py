@@ -43,8 +43,8 @@ EVENT_TAGS = (
     "FACT_SHEET_TAG_REMOVED",
     "FACT_SHEET_FIELD_UPDATED",
 )
-COMPARED = ("identifier", "deliveryType", "targetUrl", "targetMethod", "tagSets")
-COMPARED += ("ignoreError", "payloadMode", "active")
+COMPARED: tuple[str, ...] = ("identifier", "deliveryType", "targetUrl", "targetMethod")
+COMPARED += ("tagSets", "ignoreError", "payloadMode", "active")
 
 
 def event_type(tag: str) -> str:
@@ -121,7 +121,7 @@ class LeanixSubscriptions:
         if not values:
             raise ConfigError(
                 "sources.leanix.authorization",
-                'a PUSH subscription sends it to the service: set $LEANIX_WEBHOOK_AUTHORIZATION '
+                "a PUSH subscription sends it to the service: set $LEANIX_WEBHOOK_AUTHORIZATION "
                 '(e.g. "Basic <base64 of user:password>")',
             )
         return values[0]  # the first is the current one; the others are being rotated out

@@ -49,6 +49,7 @@ from service.simulators.leanix_factsheet import (
     view,
 )
 from service.simulators.leanix_schema import SCHEMA, document
+from service.simulators.leanix_subscriptions import SimSubscriptions
 from service.simulators.leanix_webhook import Subscription, delivery, post
 
 TOKEN_PATH = "/services/mtm/v1/oauth2/token"
@@ -96,10 +97,12 @@ class LeanixSimulator(Simulator):
         self._event_ids = itertools.count(42834)
         self._sequence = itertools.count(75086)
         self._sending: set[asyncio.Task[None]] = set()
+        self.subscription_api = SimSubscriptions(workspace_id, self._bearer_user)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(TOKEN_PATH, self._token)
         app.router.add_post(GRAPHQL_PATH, self._graphql)
+        self.subscription_api.routes(app)
 
     def state(self) -> dict[str, Any]:
         return {

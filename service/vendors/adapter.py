@@ -12,10 +12,11 @@ them, one line each. The core asks the registry and never names a platform:
     automation/completion  `completion`: the run keys and state a callback event carries
     admin/openapi          `api`: the callback endpoint's description and body schema
     simulators/lab.py      `lab`: its simulator, wired to the service, for tests and demo
+    subscriptions_cli.py   `webhooks`: its webhook subscription, made to match the settings
 
 A platform package may import the generic toolkit only: this module, `service.runs`,
 `service.errors`, `service.cloudevent`, `service.callback_tokens`, `service.settings`,
-`service.clients.base` and `clients.ratelimit`, the verifiers in
+`service.clients.base` and `clients.ratelimit`, `service.subscriptions`, the verifiers in
 `service.receiver.signatures` and `service.receiver.runtoken`, the normaliser kit in
 `service.receiver.normalise`, and `service.simulators.base`. Never the receiver's app,
 the worker, the admin API or the automation loop (tests/unit/test_layers.py checks).
@@ -238,6 +239,9 @@ class Platform(Generic[ClientT, SourceT]):
     running: Running[ClientT, SourceT]
     api: ApiDescription
     lab: Callable[[float], LabPlatform]  # run_duration_s -> the platform in the lab
+    # `python -m service subscriptions`: (session, settings, the `start.target` of every
+    # rule on this platform) -> its service.subscriptions.WebhookApi; None: not managed.
+    webhooks: Callable[[aiohttp.ClientSession, Any, Sequence[Mapping[str, Any]]], Any] | None = None
 
     def client_settings(self, clients: object) -> ClientT:
         """This platform's table of `[clients]`."""

@@ -153,6 +153,7 @@ TOOLKIT = {
     "service.runs",
     "service.settings",
     "service.simulators.base",
+    "service.subscriptions",
     "service.vendors.adapter",
     "service.vendors.openapi",
 }

@@ -4,6 +4,7 @@ client.py     the Control Room API client (start, run status, find by correlatio
 callback.py   /callbacks/robocorp: hex HMAC of the body; normalise; completion
 start.py      a rule's target; the client once configured; the secret runs sign with
 openapi.py    the callback endpoint's description
+webhooks.py   its webhook subscription, for `python -m service subscriptions`
 simulator.py  a faithful local Control Room; lab.py wires it into the lab
 """
 
@@ -13,6 +14,7 @@ from service.settings import HmacSource, RobocorpApi
 from service.vendors.adapter import LabPlatform, Platform, Receiving, Running, Tables
 from service.vendors.robocorp import callback, start
 from service.vendors.robocorp.openapi import API
+from service.vendors.robocorp.webhooks import RobocorpWebhooks
 
 
 def _lab(run_duration_s: float) -> LabPlatform:
@@ -39,4 +41,5 @@ PLATFORM = Platform[RobocorpApi, HmacSource](
     ),
     api=API,
     lab=_lab,
+    webhooks=RobocorpWebhooks,
 )

@@ -4,6 +4,7 @@ client.py     the Orchestrator API client (token, StartJobs, job status, find by
 callback.py   /callbacks/uipath: base64 HMAC of the body; normalise; completion
 start.py      a rule's target; the client once configured
 openapi.py    the webhook endpoint's description
+webhooks.py   its webhook subscription, for `python -m service subscriptions`
 simulator.py  a faithful local Orchestrator; lab.py wires it into the lab
 """
 
@@ -13,6 +14,7 @@ from service.settings import HmacSource, UipathApi
 from service.vendors.adapter import LabPlatform, Platform, Receiving, Running, Tables
 from service.vendors.uipath import callback, start
 from service.vendors.uipath.openapi import API
+from service.vendors.uipath.webhooks import UipathWebhooks
 
 
 def _lab(run_duration_s: float) -> LabPlatform:
@@ -38,4 +40,5 @@ PLATFORM = Platform[UipathApi, HmacSource](
     ),
     api=API,
     lab=_lab,
+    webhooks=lambda session, settings, targets: UipathWebhooks(session, settings),
 )

@@ -136,9 +136,7 @@ class UipathClient(RunnerApi):
         """Call a tenant-level Orchestrator API (no folder), e.g. /odata/Webhooks."""
         return await self._request(method, path, None, **kwargs)
 
-    async def _request(
-        self, method: str, path: str, folder: int | None, **kwargs: Any
-    ) -> Response:
+    async def _request(self, method: str, path: str, folder: int | None, **kwargs: Any) -> Response:
         """Call Orchestrator (in a folder, if given); on a 401, authenticate again, retry once."""
         url = self.base_url + path
         token = await self._bearer()
