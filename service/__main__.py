@@ -130,6 +130,7 @@ def _keys(loaded: settings.Settings, args: argparse.Namespace) -> int:
 def _subscriptions(loaded: settings.Settings, args: argparse.Namespace) -> int:
     from service.subscriptions_cli import run_command
 
+    logs.configure(settings.LogSettings(level="warning", format=loaded.log.format))
     return asyncio.run(run_command(loaded, args.action, args.rewrite_secrets))
 
 

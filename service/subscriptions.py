@@ -126,7 +126,7 @@ def _secret_lines(wanted: Wanted, found: Found, rewrite: bool) -> tuple[list[str
 def _canonical(value: Any) -> Any:
     """Lists compare as sets: a platform may return events and tag sets in any order."""
     if isinstance(value, list | tuple):
-        return sorted(orjson.dumps(_canonical(item)) for item in value)
+        return sorted(orjson.dumps(_canonical(item)).decode() for item in value)
     return value
 
 
