@@ -117,6 +117,16 @@ class LeanixClient(HttpApi):
         """
         return self._user_ids
 
+    @property
+    def workspace_id(self) -> str | None:
+        """The workspace of the access token held (principal.permission.workspaceId)."""
+        if self._token is None:
+            return None
+        principal = jwt_claims(self._token.value).get("principal")
+        permission = principal.get("permission") if isinstance(principal, dict) else None
+        value = permission.get("workspaceId") if isinstance(permission, dict) else None
+        return value if isinstance(value, str) else None
+
     async def authenticate(self) -> str | None:
         """Make sure an access token is held; return the technical user id."""
         await self._access_token()

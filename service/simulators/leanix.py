@@ -36,6 +36,7 @@ import orjson
 from aiohttp import web
 from graphql import ExecutionResult, GraphQLResolveInfo, execute_sync
 
+from service.simulators import leanix_listing
 from service.simulators.base import Simulator, json_response
 from service.simulators.leanix_access import Bucket, Issued, basic_api_token, jwt
 from service.simulators.leanix_factsheet import (
@@ -308,6 +309,7 @@ class LeanixSimulator(Simulator):
                 parsed,
                 root_value={
                     "factSheet": self._resolve_fact_sheet,
+                    "allFactSheets": self._resolve_all,
                     "updateFactSheet": self._resolve_update,
                     "createComment": self._resolve_comment,
                 },
@@ -328,6 +330,15 @@ class LeanixSimulator(Simulator):
         self, info: GraphQLResolveInfo[dict[str, str]], id: str
     ) -> dict[str, Any]:
         return view(self._get(id))
+
+    def _resolve_all(
+        self,
+        info: GraphQLResolveInfo[dict[str, str]],
+        first: int | None = None,
+        after: str | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return leanix_listing.page(self.fact_sheets.values(), view, first, after, filter)
 
     def _resolve_update(
         self,
