@@ -86,7 +86,7 @@ async def test_reconcile_publishes_only_what_no_run_handled(
 
     assert await reconcile.run_command(configured, since, publish=False) == 0
     dry = capsys.readouterr().out
-    assert f"would publish leanix.factsheet.reconciled id=" in dry
+    assert "would publish leanix.factsheet.reconciled id=" in dry
     assert f'fact_sheet={ids["missed"]} (Application "Missed"' in dry
     assert "1 would publish, 1 already handled by a recorded run" in dry
     assert "--apply" in dry
