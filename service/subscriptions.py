@@ -164,8 +164,8 @@ def render(changes: Sequence[Change], applied: bool) -> str:
     out: list[str] = []
     for change in changes:
         verb = change.action.value
-        if applied and change.action is not Action.NONE:
-            verb = {Action.CREATE: "created", Action.UPDATE: "updated"}[change.action]
+        if applied:
+            verb = {Action.CREATE: "created", Action.UPDATE: "updated"}.get(change.action, verb)
         out.append(f"{change.wanted.key}: {verb}")
         out.extend(f"    {line}" for line in change.lines)
     out.append(_summary(changes, applied))
