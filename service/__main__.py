@@ -138,7 +138,12 @@ def _reconcile(loaded: settings.Settings, args: argparse.Namespace) -> int:
     from service.deadletters import parse_since
     from service.reconcile import run_command
 
-    return asyncio.run(run_command(loaded, parse_since(args.since), args.apply))
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"--since: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_command(loaded, since, args.apply))
 
 
 COMMANDS: dict[str, Callable[[settings.Settings, argparse.Namespace], int]] = {
