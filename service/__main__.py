@@ -11,6 +11,13 @@ python -m service dead-letters list|show|replay [--id ID] [--type PATTERN] [--si
 python -m service simulators
                             serve the vendor simulators on ports 9101-9105
 python -m service demo      the whole loop, once per platform, against the simulators
+python -m service subscriptions plan|apply [--rewrite-secrets]
+                            make the webhook subscriptions of LeanIX and the platforms
+                            match the configuration (plan changes nothing)
+python -m service reconcile [--since 24h] [--apply]
+                            publish leanix.factsheet.reconciled for Fact Sheets the rules
+                            would act on whose change has no recorded run (dry run unless
+                            --apply)
 python -m service settings defaults
                             print config/default.toml: every setting, its default and variable
 """
@@ -47,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
         "--service-url", help="where the UiPath simulator's webhook calls the service"
     )
     commands.add_parser("demo", help="the loop once per platform, against the simulators")
+    subscriptions = commands.add_parser("subscriptions", help="plan or apply webhook subscriptions")
+    subscriptions.add_argument("action", choices=["plan", "apply"])
+    subscriptions.add_argument(
+        "--rewrite-secrets",
+        action="store_true",
+        help="also send the secrets a platform does not give back to compare",
+    )
+    reconcile = commands.add_parser("reconcile", help="publish what lost webhooks missed")
+    reconcile.add_argument("--since", default="24h", help="changed since: 30m, 2h, 1d or ISO time")
+    reconcile.add_argument("--apply", action="store_true", help="publish (default: dry run)")
     defaults = commands.add_parser("settings", help="print every setting with its default")
     defaults.add_argument("action", choices=["defaults"])
     keys = commands.add_parser("keys", help="create, list or revoke admin API keys")
@@ -111,8 +128,29 @@ def _keys(loaded: settings.Settings, args: argparse.Namespace) -> int:
     )
 
 
+def _subscriptions(loaded: settings.Settings, args: argparse.Namespace) -> int:
+    from service.subscriptions_cli import run_command
+
+    logs.configure(settings.LogSettings(level="warning", format=loaded.log.format))
+    return asyncio.run(run_command(loaded, args.action, args.rewrite_secrets))
+
+
+def _reconcile(loaded: settings.Settings, args: argparse.Namespace) -> int:
+    from service.deadletters import parse_since
+    from service.reconcile import run_command
+
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"--since: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_command(loaded, since, args.apply))
+
+
 COMMANDS: dict[str, Callable[[settings.Settings, argparse.Namespace], int]] = {
     "keys": _keys,
+    "subscriptions": _subscriptions,
+    "reconcile": _reconcile,
     "tail": _tail,
     "dead-letters": _dead_letters,
     "simulators": _simulators,

@@ -265,6 +265,22 @@ class AutomationSettings:
 
 
 @dataclass(frozen=True)
+class SubscriptionsSettings:
+    leanix_identifier: str = setting(
+        "leanix-bridge", "the LeanIX webhook subscription `subscriptions apply` manages"
+    )
+    leanix_delivery: str = setting(
+        "PUSH",
+        "PUSH (LeanIX posts to automation.callback_base_url/webhooks/leanix with "
+        "sources.leanix.authorization) or PULL (the service fetches)",
+        env="LEANIX_DELIVERY",
+    )
+    webhook_name: str = setting(
+        "leanix-bridge", "the name of the webhooks it manages where they have one (UiPath)"
+    )
+
+
+@dataclass(frozen=True)
 class EventLogSettings:
     enabled: bool = True
     retention_days: float = setting(30.0, "events last updated longer ago are deleted")
@@ -309,6 +325,10 @@ class Settings:
     leanix_pull: PullSettings = setting(
         PullSettings(),
         "PULL delivery: fetch LeanIX webhook events instead of receiving them (no inbound port).",
+    )
+    subscriptions: SubscriptionsSettings = setting(
+        SubscriptionsSettings(),
+        "Webhook subscriptions made to match by `python -m service subscriptions apply`.",
     )
     store: StoreSettings = setting(
         StoreSettings(), "Where started runs and handled events are recorded."
@@ -451,6 +471,8 @@ def _validate(s: Settings) -> None:
         "an http(s) URL",
     )
     _require(s.clients.leanix.timeout_s > 0, "clients.leanix.timeout_s", "must be positive")
+    delivery = s.subscriptions.leanix_delivery
+    _require(delivery in {"PUSH", "PULL"}, "subscriptions.leanix_delivery", "PUSH or PULL")
     _validate_credentials(s.sources)
     for platform in registry.PLATFORMS:
         tables = platform.tables

@@ -117,6 +117,16 @@ class LeanixClient(HttpApi):
         """
         return self._user_ids
 
+    @property
+    def workspace_id(self) -> str | None:
+        """The workspace of the access token held (principal.permission.workspaceId)."""
+        if self._token is None:
+            return None
+        principal = jwt_claims(self._token.value).get("principal")
+        permission = principal.get("permission") if isinstance(principal, dict) else None
+        value = permission.get("workspaceId") if isinstance(permission, dict) else None
+        return value if isinstance(value, str) else None
+
     async def authenticate(self) -> str | None:
         """Make sure an access token is held; return the technical user id."""
         await self._access_token()
@@ -291,6 +301,28 @@ class LeanixClient(HttpApi):
                     results[index] = outcome
         return stale
 
+    # --- REST (the Webhooks API) -------------------------------------------------------------
+
+    async def rest(self, method: str, path: str, body: Any = None, **params: str) -> Any:
+        """Call a LeanIX REST API as the technical user, paced like GraphQL; return its JSON.
+
+        Re-authenticates once on a 401. The Webhooks API's success codes are not published
+        (../shared/contracts/leanix.json: "2XX"), so any 2xx is taken.
+        """
+        data = None if body is None else orjson.dumps(body)
+        for _ in (False, True):
+            token = await self._access_token()
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            response = await self._paced(
+                path, (*range(200, 300), 401), method, data=data, headers=headers, params=params
+            )
+            if response.status != 401:
+                return response.json()
+            self._forget(token)
+        raise VendorRejected(
+            self.vendor, f"{method} {path} refused a fresh access token (401)", status=401
+        )
+
     # --- HTTP -------------------------------------------------------------------------------
 
     async def _execute(self, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
@@ -308,13 +340,15 @@ class LeanixClient(HttpApi):
             self.vendor, f"POST {GRAPHQL_PATH} refused a fresh access token (401)", status=401
         )
 
-    async def _paced(self, path: str, ok: Collection[int], **kwargs: Any) -> Response:
-        """POST at the client's pace, waiting out 429s (Retry-After, else 1 s) within budget."""
+    async def _paced(
+        self, path: str, ok: Collection[int], method: str = "POST", **kwargs: Any
+    ) -> Response:
+        """Call at the client's pace, waiting out 429s (Retry-After, else 1 s) within budget."""
         deadline = self._clock() + RATE_LIMITED_BUDGET_S
         wait_s: float | None = None
         for attempt in range(RATE_LIMITED_RETRIES + 1):
             await self.limiter.acquire()
-            response = await self.call("POST", self._base + path, ok=(*ok, 429), **kwargs)
+            response = await self.call(method, self._base + path, ok=(*ok, 429), **kwargs)
             if response.status != 429:
                 return response
             wait_s = retry_after(_header(response, "Retry-After"))

@@ -38,6 +38,7 @@ import orjson
 from aiohttp import web
 from graphql import ExecutionResult, GraphQLResolveInfo, execute_sync
 
+from service.simulators import leanix_listing
 from service.simulators.base import Simulator, json_response
 from service.simulators.leanix_access import Bucket, Issued, basic_api_token, jwt
 from service.simulators.leanix_factsheet import (
@@ -52,6 +53,7 @@ from service.simulators.leanix_factsheet import (
 )
 from service.simulators.leanix_pull import PullApi
 from service.simulators.leanix_schema import SCHEMA, document
+from service.simulators.leanix_subscriptions import SimSubscriptions
 from service.simulators.leanix_webhook import Subscription, delivery, post
 
 TOKEN_PATH = "/services/mtm/v1/oauth2/token"
@@ -100,11 +102,13 @@ class LeanixSimulator(Simulator):
         self._sequence = itertools.count(75086)
         self._sending: set[asyncio.Task[None]] = set()
         self.pull = PullApi(self._bearer_user, clock)  # PULL subscriptions (leanix_pull.py)
+        self.subscription_api = SimSubscriptions(workspace_id, self._bearer_user)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(TOKEN_PATH, self._token)
         app.router.add_post(GRAPHQL_PATH, self._graphql)
         self.pull.routes(app)
+        self.subscription_api.routes(app)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -320,6 +324,7 @@ class LeanixSimulator(Simulator):
                 parsed,
                 root_value={
                     "factSheet": self._resolve_fact_sheet,
+                    "allFactSheets": self._resolve_all,
                     "updateFactSheet": self._resolve_update,
                     "createComment": self._resolve_comment,
                 },
@@ -340,6 +345,15 @@ class LeanixSimulator(Simulator):
         self, info: GraphQLResolveInfo[dict[str, str]], id: str
     ) -> dict[str, Any]:
         return view(self._get(id))
+
+    def _resolve_all(
+        self,
+        info: GraphQLResolveInfo[dict[str, str]],
+        first: int | None = None,
+        after: str | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return leanix_listing.page(self.fact_sheets.values(), view, first, after, filter)
 
     def _resolve_update(
         self,

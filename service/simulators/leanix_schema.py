@@ -63,7 +63,15 @@ interface BaseFactSheet {{ {_BASE_FIELDS} }}
 {_TYPES}
 type UpdateResult {{ factSheet: BaseFactSheet }}
 type Comment {{ id: ID! message: String! status: CommentStatus factSheetId: ID createdAt: String }}
-type Query {{ factSheet(id: ID!): BaseFactSheet }}
+input FacetFilter {{ facetKey: String! operator: String keys: [String!] }}
+input FilterInput {{ facetFilters: [FacetFilter] fullTextSearch: String }}
+type PageInfo {{ hasNextPage: Boolean! endCursor: String }}
+type FactSheetEdge {{ node: BaseFactSheet }}
+type FactSheetConnection {{ totalCount: Int! pageInfo: PageInfo! edges: [FactSheetEdge!]! }}
+type Query {{
+  factSheet(id: ID!): BaseFactSheet
+  allFactSheets(first: Int, after: String, filter: FilterInput): FactSheetConnection
+}}
 type Mutation {{
   updateFactSheet(
     id: ID!, rev: Long, comment: String, patches: [Patch]!, validateOnly: Boolean

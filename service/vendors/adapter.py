@@ -13,11 +13,12 @@ them, one line each. The core asks the registry and never names a platform:
     automation/preflight   `running.preflight`: its start-up check of its rules' targets
     admin/openapi          `api`: the callback endpoint's description and body schema
     simulators/lab.py      `lab`: its simulator, wired to the service, for tests and demo
+    subscriptions_cli.py   `webhooks`: its webhook subscription, made to match the settings
 
 A platform package may import the generic toolkit only: this module, `vendors.tables`
 (shared settings shapes and checks), `vendors.openapi`, `service.config` (`setting`),
 `service.runs`, `service.errors`, `service.cloudevent`, `service.callback_tokens`,
-`service.clients.base` and `clients.ratelimit`, the verifiers in
+`service.clients.base` and `clients.ratelimit`, `service.subscriptions`, the verifiers in
 `service.receiver.signatures` and `service.receiver.runtoken`, the normaliser kit in
 `service.receiver.normalise`, and `service.simulators.base`. Never `service.settings`
 (which imports the registry), the receiver's app, the worker, the admin API or the
@@ -241,6 +242,9 @@ class Platform(Generic[ClientT, SourceT]):
     running: Running[ClientT, SourceT]
     api: ApiDescription
     lab: Callable[[float], LabPlatform]  # run_duration_s -> the platform in the lab
+    # `python -m service subscriptions`: (session, service.subscriptions.Subscriber) -> its
+    # service.subscriptions.WebhookApi; None: not managed.
+    webhooks: Callable[[aiohttp.ClientSession, Any], Any] | None = None
 
     def client_settings(self, clients: object) -> ClientT:
         """This platform's table of `[clients]`."""

@@ -153,6 +153,7 @@ TOOLKIT = {
     "service.config",
     "service.runs",
     "service.simulators.base",
+    "service.subscriptions",
     "service.vendors.adapter",
     "service.vendors.openapi",
     "service.vendors.tables",

@@ -5,6 +5,7 @@ callback.py   /callbacks/robocorp: hex HMAC of the body; normalise; completion
 settings.py   [clients.robocorp] and [sources.robocorp], checked at start-up
 start.py      a rule's target; the client once configured; the secret runs sign with
 openapi.py    the callback endpoint's description
+webhooks.py   its webhook subscription, for `python -m service subscriptions`
 simulator.py  a faithful local Control Room; lab.py wires it into the lab
 """
 
@@ -14,6 +15,7 @@ from service.vendors.adapter import LabPlatform, Platform, Receiving, Running, T
 from service.vendors.robocorp import callback, settings, start
 from service.vendors.robocorp.openapi import API
 from service.vendors.robocorp.settings import RobocorpApi
+from service.vendors.robocorp.webhooks import RobocorpWebhooks
 from service.vendors.tables import HmacSource
 
 
@@ -46,4 +48,5 @@ PLATFORM = Platform[RobocorpApi, HmacSource](
     ),
     api=API,
     lab=_lab,
+    webhooks=RobocorpWebhooks,
 )

@@ -84,6 +84,12 @@ class RobocorpClient(RunnerApi):
             readable = dataclasses.replace(readable, body=readable.body[:200] + hint)
         return super().translate(where, readable)
 
+    async def workspace(self, method: str, target: Mapping[str, Any], path: str, **kw: Any) -> Any:
+        """Call `/workspaces/{ws}<path>` (the target's workspace, else the configured one);
+        return the answer's JSON."""
+        url = self._url(target, path)
+        return (await self.call(method, url, headers=self._headers, **kw)).json()
+
     def _url(self, target: Mapping[str, Any], path: str) -> URL:
         workspace = target.get("workspace_id") or self._workspace
         if not isinstance(workspace, str) or not workspace:

@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from service.simulators.base import Handler, Simulator, json_response
+from service.vendors.robocorp.simulator_webhooks import READ_WEBHOOKS, WRITE_WEBHOOKS, SimWebhooks
 
 API = "/api/v1"
 START_TYPES = frozenset({"with_payloads", "with_work_item_ids", "with_inputs"})
@@ -87,7 +88,7 @@ class RobocorpSimulator(Simulator):
         workspace_id: str = "ws-sim",
         *,
         run_duration_s: float = 0.2,
-        permissions: frozenset[str] = frozenset({TRIGGER, READ}),
+        permissions: frozenset[str] = frozenset({TRIGGER, READ, READ_WEBHOOKS, WRITE_WEBHOOKS}),
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -97,6 +98,7 @@ class RobocorpSimulator(Simulator):
         self.processes: dict[str, str] = {}  # id -> name
         self.runs: dict[str, Run] = {}
         self.callbacks: list[dict[str, Any]] = []  # each callback sent, failed or dropped
+        self.webhooks = SimWebhooks(self.processes)
         self._outcomes: list[str] = []
 
     # --- control, from tests -------------------------------------------------------------
@@ -116,7 +118,10 @@ class RobocorpSimulator(Simulator):
             {**r.resource(), "payloads": r.payloads, "callback": r.callback}
             for r in self.runs.values()
         ]
-        return {"processes": self.processes, "runs": runs, "callbacks": self.callbacks}
+        hooks = list(self.webhooks.hooks.values())
+        return {"processes": self.processes, "runs": runs, "callbacks": self.callbacks} | {
+            "webhooks": [{k: v for k, v in h.items() if k != "secret"} for h in hooks]
+        }
 
     # --- the vendor API ------------------------------------------------------------------
 
@@ -125,6 +130,7 @@ class RobocorpSimulator(Simulator):
         add, guard = app.router.add_route, self._guard
         add("POST", f"{workspace}/processes/{{pid}}/process-runs", guard(self._start_run, TRIGGER))
         add("GET", f"{workspace}/process-runs/{{rid}}", guard(self._get_run, READ))
+        self.webhooks.routes(app, workspace, guard)
 
     def _guard(self, handler: Handler, permission: str) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:

@@ -5,6 +5,7 @@ callback.py   /callbacks/uipath: base64 HMAC of the body; normalise; completion
 settings.py   [clients.uipath] and [sources.uipath], checked at start-up
 start.py      a rule's target; the client once configured
 openapi.py    the webhook endpoint's description
+webhooks.py   its webhook subscription, for `python -m service subscriptions`
 simulator.py  a faithful local Orchestrator; lab.py wires it into the lab
 """
 
@@ -15,6 +16,7 @@ from service.vendors.tables import HmacSource
 from service.vendors.uipath import callback, settings, start
 from service.vendors.uipath.openapi import API
 from service.vendors.uipath.settings import UipathApi
+from service.vendors.uipath.webhooks import UipathWebhooks
 
 
 def _lab(run_duration_s: float) -> LabPlatform:
@@ -45,4 +47,5 @@ PLATFORM = Platform[UipathApi, HmacSource](
     ),
     api=API,
     lab=_lab,
+    webhooks=UipathWebhooks,
 )

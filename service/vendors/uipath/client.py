@@ -132,8 +132,12 @@ class UipathClient(RunnerApi):
             )
         return folder
 
-    async def _request(self, method: str, path: str, folder: int, **kwargs: Any) -> Response:
-        """Call Orchestrator in a folder; on a 401, authenticate again and retry once."""
+    async def tenant(self, method: str, path: str, **kwargs: Any) -> Response:
+        """Call a tenant-level Orchestrator API (no folder), e.g. /odata/Webhooks."""
+        return await self._request(method, path, None, **kwargs)
+
+    async def _request(self, method: str, path: str, folder: int | None, **kwargs: Any) -> Response:
+        """Call Orchestrator (in a folder, if given); on a 401, authenticate again, retry once."""
         url = self.base_url + path
         token = await self._bearer()
         try:
@@ -256,7 +260,9 @@ def output_arguments(raw: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _headers(token: str, folder: int) -> dict[str, str]:
+def _headers(token: str, folder: int | None) -> dict[str, str]:
+    if folder is None:
+        return {"Authorization": f"Bearer {token}"}
     return {"Authorization": f"Bearer {token}", FOLDER_HEADER: str(folder)}
 
 

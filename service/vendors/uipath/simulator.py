@@ -34,6 +34,7 @@ import orjson
 from aiohttp import web
 
 from service.simulators.base import Simulator, json_response
+from service.vendors.uipath import simulator_webhooks
 
 IDENTITY_PATH = "/identity_/connect/token"
 FOLDER_HEADER = "X-UIPATH-OrganizationUnitId"
@@ -303,6 +304,7 @@ class UipathSimulator(Simulator):
         app.router.add_get(f"{base}/Jobs", self._list_jobs)
         app.router.add_get(f"{base}/Webhooks", self._list_webhooks)
         app.router.add_post(f"{base}/Webhooks", self._add_webhook)
+        simulator_webhooks.add_routes(self, app, base)
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -371,12 +373,23 @@ class UipathSimulator(Simulator):
 
     async def _add_webhook(self, request: web.Request) -> web.Response:
         self._authorize(request, WEBHOOKS_WRITE)
-        doc = _webhook_body(await _json_object(request))
-        events = [str(e["EventType"]) for e in doc.get("Events") or []]
-        secret = doc.get("Secret") or None
-        hook = self.configure_webhook(doc["Url"], secret, events, doc["Name"])
-        hook.enabled, hook.allow_insecure_ssl = doc["Enabled"], doc["AllowInsecureSsl"]
+        doc = await self.webhook_body(request)
+        hook = self.configure_webhook(doc["Url"])
+        self.update_webhook(hook, doc)
         return json_response(hook.dto(), 201)
+
+    async def webhook_body(self, request: web.Request) -> dict[str, Any]:
+        """A CreateWebhook / UpdateWebhook body, validated."""
+        return _webhook_body(await _json_object(request))
+
+    def update_webhook(self, hook: Webhook, doc: dict[str, Any]) -> None:
+        """Set a webhook from a validated body."""
+        hook.url, hook.name, hook.secret = doc["Url"], doc["Name"], doc.get("Secret") or None
+        hook.events = frozenset(str(e["EventType"]) for e in doc.get("Events") or [])
+        hook.enabled, hook.allow_insecure_ssl = doc["Enabled"], doc["AllowInsecureSsl"]
+
+    def authorize_webhooks(self, request: web.Request, write: bool) -> None:
+        self._authorize(request, WEBHOOKS_WRITE if write else WEBHOOKS_READ)
 
     # --- checks ----------------------------------------------------------------------------
 
