@@ -9,6 +9,7 @@ the whole of it in the state under `RESOURCES`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from service.bus.broker import Broker
 from service.clients.leanix import LeanixClient, rate_limit_key
+from service.clients.leanix_metrics import MetricsOutbox
 from service.clients.ratelimit import Pacer, RateLimiter, SharedRateLimiter
 from service.errors import VendorRejected, VendorUnavailable
 from service.runs import RunClient
@@ -41,6 +43,7 @@ class Resources:
     leanix: LeanixClient | None = None
     runners: dict[str, RunClient] = field(default_factory=dict)
     rules: tuple[Any, ...] = ()  # automation.rules.Rule
+    run_metrics: MetricsOutbox | None = None  # when clients.leanix.metrics.enabled
 
     def services(self) -> Services:
         """What handlers may use: the clients, and a state that holds this under RESOURCES."""
@@ -95,7 +98,29 @@ async def open_resources(
     if leanix is not None:
         await _learn_technical_user(leanix)
     runners = run_clients(session, settings.clients)
-    return Resources(settings, broker, database, session, leanix, runners, tuple(rules))
+    outbox = await _open_outbox(api, stack) if leanix is not None else None
+    return Resources(settings, broker, database, session, leanix, runners, tuple(rules), outbox)
+
+
+async def _open_outbox(api: LeanixApi, stack: AsyncExitStack) -> MetricsOutbox | None:
+    """The run metrics outbox, flushing in the background until the stack closes (after
+    the consumer drained: the last runs' points are flushed too)."""
+    if not api.metrics.enabled:
+        return None
+    outbox = MetricsOutbox(api.metrics)
+    halt = asyncio.Event()
+    task = asyncio.create_task(outbox.run(halt))
+
+    async def stop() -> None:
+        halt.set()
+        try:  # a post under way may hang up to timeout_s: shutdown does not wait for it
+            async with asyncio.timeout(2 * api.metrics.flush_interval_s + 1.0):
+                await task
+        except TimeoutError:
+            outbox.abandon()
+
+    stack.push_async_callback(stop)
+    return outbox
 
 
 def leanix_pace(api: LeanixApi, database: Database) -> Pacer:

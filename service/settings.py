@@ -165,6 +165,21 @@ class SourcesSettings:
 
 
 @dataclass(frozen=True)
+class LeanixMetrics:
+    enabled: bool = setting(
+        False,
+        "Post a point per finished run to LeanIX's Metrics API (POST "
+        "/services/metrics/v1/points), in the background: posting never delays or fails a "
+        "write-back.",
+        env="LEANIX_METRICS_ENABLED",
+    )
+    measurement: str = setting("automation_runs", "tags: factSheetId, vendor, rule, outcome")
+    flush_interval_s: float = setting(5.0, "points wait this long, at most, to be posted")
+    max_pending: int = setting(1000, "points held while LeanIX is down; beyond, the oldest drop")
+    attempts: int = setting(3, "posts of one point that LeanIX failed (5xx, 429, timeout)")
+
+
+@dataclass(frozen=True)
 class LeanixApi:
     base_url: str = setting(
         "https://app.leanix.net", "https://<subdomain>.leanix.net", env="LEANIX_BASE_URL"
@@ -186,6 +201,7 @@ class LeanixApi:
         "Events caused by these LeanIX users are ignored (our own write-backs); the technical "
         "user behind api_token is added automatically once its token is known.",
     )
+    metrics: LeanixMetrics = setting(LeanixMetrics(), "Run metrics, charted on LeanIX dashboards.")
 
 
 @dataclass(frozen=True)
@@ -461,6 +477,7 @@ def _validate(s: Settings) -> None:
     _require(s.log.level.lower() in levels, "log.level", "debug, info, warning or error")
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
+    _validate_metrics(s.clients.leanix.metrics)
     _require(bool(s.clients.uipath.scopes.split()), "clients.uipath.scopes", "e.g. OR.Jobs")
     _require(s.store.connect_retry_s > 0, "store.connect_retry_s", "must be positive")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
@@ -511,6 +528,14 @@ def _validate_credentials(sources: SourcesSettings) -> None:
     for name in ("leapwork", "workato"):
         for secret in getattr(sources, name).secrets:
             _check_whsec(secret, f"sources.{name}.secrets")
+
+
+def _validate_metrics(m: LeanixMetrics) -> None:
+    key = "clients.leanix.metrics"
+    _require(bool(m.measurement.strip()), f"{key}.measurement", "must not be empty")
+    _require(m.flush_interval_s > 0, f"{key}.flush_interval_s", "must be positive")
+    _require(m.max_pending >= 1, f"{key}.max_pending", "must be at least 1")
+    _require(m.attempts >= 1, f"{key}.attempts", "must be at least 1")
 
 
 def _validate_workato(workato: WorkatoApi) -> None:
