@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ from service.callback_tokens import MIN_KEY_CHARS
 from service.config import setting
 from service.errors import ConfigError
 
-MODES = ("all", "receiver", "worker")  # what `python -m service` serves
+MODES = ("all", "receiver", "worker")
+WORKSPACE_NAME = re.compile(r"[a-z0-9_]{1,40}")  # what `python -m service` serves
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 HEADER = """\
 Every setting of the service, with its default. Generated from service/settings.py by
@@ -205,6 +207,35 @@ class LeanixApi:
 
 
 @dataclass(frozen=True)
+class LeanixWorkspace:
+    name: str = setting("", "what rules (when.workspace) and logs call it: a-z, 0-9, _")
+    id: str = setting("", "the workspaceId LeanIX puts in this workspace's events")
+    base_url: str = setting("", "empty: clients.leanix.base_url")
+    api_token: str = setting(
+        "", "its technical user's API token; or $LEANIX_<NAME>_API_TOKEN", secret=True
+    )
+    authorization: tuple[str, ...] = setting(
+        (),
+        "the Authorization values of its webhook subscription; or "
+        "$LEANIX_<NAME>_WEBHOOK_AUTHORIZATION",
+        secret=True,
+    )
+    ignore_user_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeanixSettings:
+    workspaces: tuple[LeanixWorkspace, ...] = setting(
+        (),
+        "Several LeanIX workspaces served by one deployment ([[leanix.workspaces]] tables), "
+        "each with its own API token, webhook Authorization values and technical user; an "
+        "event's workspace is its workspaceId (CloudEvent source leanix:<id>). Empty: the "
+        "one workspace of [clients.leanix] and [sources.leanix]. The other [clients.leanix] "
+        "settings (rate limit, timeout, metrics) apply to every workspace.",
+    )
+
+
+@dataclass(frozen=True)
 class LeapworkApi:
     base_url: str = setting(
         "http://localhost:9001", "the Controller's REST API", env="LEAPWORK_BASE_URL"
@@ -349,6 +380,7 @@ class Settings:
     amqp: AmqpSettings = AmqpSettings()
     sources: SourcesSettings = SourcesSettings()
     worker: WorkerSettings = WorkerSettings()
+    leanix: LeanixSettings = LeanixSettings()
     clients: ClientsSettings = setting(
         ClientsSettings(),
         "Outbound APIs. A client without its credential is not started; rules that need it "
@@ -401,7 +433,24 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get(name, "").strip():
             raise ConfigError(f"{dotted} (from ${name})", REMOVED[dotted])
     config.merge(tree, config.from_environment(Settings, env))
+    _workspace_secrets(tree, env)
     return from_mapping(tree)
+
+
+def _workspace_secrets(tree: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Each [[leanix.workspaces]] entry's secrets from $LEANIX_<NAME>_API_TOKEN and
+    $LEANIX_<NAME>_WEBHOOK_AUTHORIZATION (comma-separated), when set: they win over the file."""
+    workspaces = (tree.get("leanix") or {}).get("workspaces")
+    for entry in workspaces if isinstance(workspaces, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not WORKSPACE_NAME.fullmatch(name):
+            continue  # refused by the validation, naming the key
+        prefix = f"LEANIX_{name.upper()}_"
+        if env.get(prefix + "API_TOKEN"):
+            entry["api_token"] = env[prefix + "API_TOKEN"]
+        if env.get(prefix + "WEBHOOK_AUTHORIZATION"):
+            values = env[prefix + "WEBHOOK_AUTHORIZATION"].split(",")
+            entry["authorization"] = [v.strip() for v in values if v.strip()]
 
 
 def from_mapping(tree: Mapping[str, Any]) -> Settings:
@@ -478,6 +527,7 @@ def _validate(s: Settings) -> None:
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
     _validate_metrics(s.clients.leanix.metrics)
+    _validate_workspaces(s)
     _require(bool(s.clients.uipath.scopes.split()), "clients.uipath.scopes", "e.g. OR.Jobs")
     _require(s.store.connect_retry_s > 0, "store.connect_retry_s", "must be positive")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
@@ -528,6 +578,31 @@ def _validate_credentials(sources: SourcesSettings) -> None:
     for name in ("leapwork", "workato"):
         for secret in getattr(sources, name).secrets:
             _check_whsec(secret, f"sources.{name}.secrets")
+
+
+def _validate_workspaces(s: Settings) -> None:
+    """Named, distinct workspaces, each with an id, and not beside the single-workspace keys."""
+    if not s.leanix.workspaces:
+        return
+    single = s.clients.leanix.api_token or s.sources.leanix.authorization
+    _require(
+        not single,
+        "leanix.workspaces",
+        "set either [[leanix.workspaces]] or clients.leanix.api_token / "
+        "sources.leanix.authorization, not both: move those into a workspace entry",
+    )
+    seen: set[str] = set()  # names, ids and Authorization values: each names one workspace
+    for n, ws in enumerate(s.leanix.workspaces, 1):
+        key = f"leanix.workspaces (item {n})"
+        _require(bool(WORKSPACE_NAME.fullmatch(ws.name)), f"{key}.name", "a-z, 0-9 and _ only")
+        _require(bool(ws.id.strip()), f"{key}.id", "the workspaceId of its events is required")
+        _require(not {ws.name, ws.id} & seen, key, "another workspace has this name or id")
+        values = set(ws.authorization)
+        _require(not values & seen, f"{key}.authorization", "a value another workspace uses")
+        _require(all(v.strip() for v in values), f"{key}.authorization", "a blank value")
+        base = ws.base_url
+        _require(not base or base.startswith(("http://", "https://")), f"{key}.base_url", "URL")
+        seen |= {ws.name, ws.id, *values}
 
 
 def _validate_metrics(m: LeanixMetrics) -> None:

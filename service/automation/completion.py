@@ -67,7 +67,8 @@ async def finish(run: Run, state: RunState, event_id: str, resources: Resources,
         log.info("run.already_completed", run_id=run.run_id)
         return
     if run.status != "completed":  # not this event's retry of a failed write-back
-        report(completed, resources.run_metrics, resources.leanix)  # in the background
+        client = resources.leanix_for(completed.workspace)
+        report(completed, resources.run_metrics, client)  # posted in the background
     await write_back_once(completed, resources, log)
 
 

@@ -66,6 +66,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "admin api keys", _create(schema.api_keys)),
     Migration(6, "shared rate limits", _create(schema.rate_limits)),
     Migration(7, "claim leases", _add_columns(schema.handled, "token", "lease_until")),
+    Migration(8, "run workspace", _add_columns(schema.runs, "workspace")),
 )
 
 
