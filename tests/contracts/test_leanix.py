@@ -4,7 +4,8 @@
 The client calls the token exchange and GraphQL (the Metrics API point is held to the
 contract in tests/clients/test_leanix_metrics.py); the PULL operations are not used yet.
 GraphQL requests are held to the contract's SDL: the mutations' signatures, the Patch
-input (lowercase ops; no value on a remove) and the comment status. Reads (`query` operations) are outside that SDL, which has mutations only.
+input (lowercase ops; no value on a remove) and the comment status. Reads (`query`
+operations) are outside that SDL, which has mutations only.
 """
 
 from __future__ import annotations
