@@ -235,7 +235,11 @@ class LeanixClient(HttpApi):
         return FactSheet.from_node(node)
 
     async def post_metric(self, point: Mapping[str, Any]) -> None:
-        """POST one Metrics API (v1) point, in the token's workspace unless it names one."""
+        """POST one Metrics API (v1) point, in the token's workspace unless it names one.
+
+        The workspace comes from the JWT's principal.permission.workspaceId, a claim seen in
+        LeanIX's own code but not documented: without it the point goes without one (the
+        SDK's model requires no field), and LeanIX takes the token's workspace, we assume."""
         await self._access_token()  # learns the workspace from the token's claims
         if "workspaceId" not in point and self._workspace_id:
             point = {**point, "workspaceId": self._workspace_id}

@@ -34,15 +34,13 @@ async def sim() -> AsyncIterator[LeanixSimulator]:
         yield simulator
 
 
-def client_of(session: aiohttp.ClientSession, sim: LeanixSimulator, **api: float) -> LeanixClient:
-    settings = LeanixApi(base_url=sim.base_url, api_token=DEFAULT_API_TOKEN, rate_limit_rps=1e3)
-    return LeanixClient(session, settings if not api else _with(settings, **api))
-
-
-def _with(settings: LeanixApi, **values: float) -> LeanixApi:
-    from dataclasses import replace
-
-    return replace(settings, **values)  # type: ignore[arg-type]
+def client_of(
+    session: aiohttp.ClientSession, sim: LeanixSimulator, timeout_s: float = 30.0
+) -> LeanixClient:
+    settings = LeanixApi(
+        base_url=sim.base_url, api_token=DEFAULT_API_TOKEN, rate_limit_rps=1e3, timeout_s=timeout_s
+    )
+    return LeanixClient(session, settings)
 
 
 def outbox(attempts: int = 3) -> MetricsOutbox:
