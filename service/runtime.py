@@ -25,9 +25,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from service import logs, metrics, processes
+from service import logs, metrics, processes, workspaces
 from service.automation import handlers as automation
-from service.automation.rules import VENDORS, check_clients
+from service.automation.rules import VENDORS, check_clients, check_workspaces
 from service.automation.rules import load as load_rules
 from service.bus.broker import Broker
 from service.probes import REFRESH, Refresh, worker_app
@@ -195,6 +195,7 @@ async def _start_worker(
     lifespans, consume."""
     resources = await open_resources(settings, broker, database, stack, rules)
     check_clients(rules, resources.runners.keys(), resources.leanix is not None)
+    check_workspaces(rules, workspaces.scopes(settings))
     if rules:
         registry.include(automation.registry)
     services = resources.services()

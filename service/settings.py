@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from service.errors import ConfigError
 from service.vendors import registry
 
 MODES = ("all", "receiver", "worker", "pull")  # what `python -m service` serves
+WORKSPACE_NAME = re.compile(r"[a-z0-9_]{1,40}")  # a [[leanix.workspaces]] name
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 HEADER = """\
 Every setting of the service, with its default. Generated from service/settings.py by
@@ -153,6 +155,21 @@ class _Sources:
 
 
 @dataclass(frozen=True)
+class LeanixMetrics:
+    enabled: bool = setting(
+        False,
+        "Post a point per finished run to LeanIX's Metrics API (POST "
+        "/services/metrics/v1/points), in the background: posting never delays or fails a "
+        "write-back.",
+        env="LEANIX_METRICS_ENABLED",
+    )
+    measurement: str = setting("automation_runs", "tags: factSheetId, vendor, rule, outcome")
+    flush_interval_s: float = setting(5.0, "points wait this long, at most, to be posted")
+    max_pending: int = setting(1000, "points held while LeanIX is down; beyond, the oldest drop")
+    attempts: int = setting(3, "posts of one point that LeanIX failed (5xx, 429, timeout)")
+
+
+@dataclass(frozen=True)
 class LeanixApi:
     base_url: str = setting(
         "https://app.leanix.net", "https://<subdomain>.leanix.net", env="LEANIX_BASE_URL"
@@ -173,6 +190,36 @@ class LeanixApi:
         (),
         "Events caused by these LeanIX users are ignored (our own write-backs); the technical "
         "user behind api_token is added automatically once its token is known.",
+    )
+    metrics: LeanixMetrics = setting(LeanixMetrics(), "Run metrics, charted on LeanIX dashboards.")
+
+
+@dataclass(frozen=True)
+class LeanixWorkspace:
+    name: str = setting("", "what rules (when.workspace) and logs call it: a-z, 0-9, _")
+    id: str = setting("", "the workspaceId LeanIX puts in this workspace's events")
+    base_url: str = setting("", "empty: clients.leanix.base_url")
+    api_token: str = setting(
+        "", "its technical user's API token; or $LEANIX_<NAME>_API_TOKEN", secret=True
+    )
+    authorization: tuple[str, ...] = setting(
+        (),
+        "the Authorization values of its webhook subscription; or "
+        "$LEANIX_<NAME>_WEBHOOK_AUTHORIZATION",
+        secret=True,
+    )
+    ignore_user_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeanixSettings:
+    workspaces: tuple[LeanixWorkspace, ...] = setting(
+        (),
+        "Several LeanIX workspaces served by one deployment ([[leanix.workspaces]] tables), "
+        "each with its own API token, webhook Authorization values and technical user; an "
+        "event's workspace is its workspaceId (CloudEvent source leanix:<id>). Empty: the "
+        "one workspace of [clients.leanix] and [sources.leanix]. The other [clients.leanix] "
+        "settings (rate limit, timeout, metrics) apply to every workspace.",
     )
 
 
@@ -316,6 +363,7 @@ class Settings:
     amqp: AmqpSettings = AmqpSettings()
     sources: SourcesSettings = setting(SourcesSettings())
     worker: WorkerSettings = WorkerSettings()
+    leanix: LeanixSettings = LeanixSettings()
     clients: ClientsSettings = setting(
         ClientsSettings(),
         "Outbound APIs. A client without its credential is not started; rules that need it "
@@ -380,7 +428,24 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get(name, "").strip():
             raise ConfigError(f"{dotted} (from ${name})", REMOVED[dotted])
     config.merge(tree, config.from_environment(Settings, env, _PLATFORM_ENVIRONMENT))
+    _workspace_secrets(tree, env)
     return from_mapping(tree)
+
+
+def _workspace_secrets(tree: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Each [[leanix.workspaces]] entry's secrets from $LEANIX_<NAME>_API_TOKEN and
+    $LEANIX_<NAME>_WEBHOOK_AUTHORIZATION (comma-separated), when set: they win over the file."""
+    workspaces = (tree.get("leanix") or {}).get("workspaces")
+    for entry in workspaces if isinstance(workspaces, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not WORKSPACE_NAME.fullmatch(name):
+            continue  # refused by the validation, naming the key
+        prefix = f"LEANIX_{name.upper()}_"
+        if env.get(prefix + "API_TOKEN"):
+            entry["api_token"] = env[prefix + "API_TOKEN"]
+        if env.get(prefix + "WEBHOOK_AUTHORIZATION"):
+            values = env[prefix + "WEBHOOK_AUTHORIZATION"].split(",")
+            entry["authorization"] = [v.strip() for v in values if v.strip()]
 
 
 def from_mapping(tree: Mapping[str, Any]) -> Settings:
@@ -457,6 +522,8 @@ def _validate(s: Settings) -> None:
     _require(s.log.level.lower() in levels, "log.level", "debug, info, warning or error")
     _require(s.sources.timestamp_tolerance_s > 0, "sources.timestamp_tolerance_s", "positive")
     _require(s.clients.leanix.rate_limit_rps > 0, "clients.leanix.rate_limit_rps", "positive")
+    _validate_metrics(s.clients.leanix.metrics)
+    _validate_workspaces(s)
     _require(s.store.connect_retry_s > 0, "store.connect_retry_s", "must be positive")
     _require(s.eventlog.retention_days > 0, "eventlog.retention_days", "must be positive")
     _require(s.eventlog.max_data_bytes >= 0, "eventlog.max_data_bytes", "must not be negative")
@@ -512,6 +579,39 @@ def _validate_credentials(sources: SourcesSettings) -> None:
             key,
             "holds an empty or whitespace-only credential: remove it or give a real value",
         )
+
+
+def _validate_workspaces(s: Settings) -> None:
+    """Named, distinct workspaces, each with an id, and not beside the single-workspace keys."""
+    if not s.leanix.workspaces:
+        return
+    single = s.clients.leanix.api_token or s.sources.leanix.authorization
+    _require(
+        not single,
+        "leanix.workspaces",
+        "set either [[leanix.workspaces]] or clients.leanix.api_token / "
+        "sources.leanix.authorization, not both: move those into a workspace entry",
+    )
+    seen: set[str] = set()  # names, ids and Authorization values: each names one workspace
+    for n, ws in enumerate(s.leanix.workspaces, 1):
+        key = f"leanix.workspaces (item {n})"
+        _require(bool(WORKSPACE_NAME.fullmatch(ws.name)), f"{key}.name", "a-z, 0-9 and _ only")
+        _require(bool(ws.id.strip()), f"{key}.id", "the workspaceId of its events is required")
+        _require(not {ws.name, ws.id} & seen, key, "another workspace has this name or id")
+        values = set(ws.authorization)
+        _require(not values & seen, f"{key}.authorization", "a value another workspace uses")
+        _require(all(v.strip() for v in values), f"{key}.authorization", "a blank value")
+        base = ws.base_url
+        _require(not base or base.startswith(("http://", "https://")), f"{key}.base_url", "URL")
+        seen |= {ws.name, ws.id, *values}
+
+
+def _validate_metrics(m: LeanixMetrics) -> None:
+    key = "clients.leanix.metrics"
+    _require(bool(m.measurement.strip()), f"{key}.measurement", "must not be empty")
+    _require(m.flush_interval_s > 0, f"{key}.flush_interval_s", "must be positive")
+    _require(m.max_pending >= 1, f"{key}.max_pending", "must be at least 1")
+    _require(m.attempts >= 1, f"{key}.attempts", "must be at least 1")
 
 
 def _validate_callback_keys(s: Settings) -> None:

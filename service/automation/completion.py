@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from service.automation.reporting import report
 from service.automation.rules import Rule
 from service.automation.writeback import write_back
 from service.cloudevent import CloudEvent
@@ -65,6 +66,9 @@ async def finish(run: Run, state: RunState, event_id: str, resources: Resources,
     if completed is None:
         log.info("run.already_completed", run_id=run.run_id)
         return
+    if run.status != "completed":  # not this event's retry of a failed write-back
+        client = resources.leanix_for(completed.workspace)
+        report(completed, resources.run_metrics, client)  # posted in the background
     await write_back_once(completed, resources, log)
 
 

@@ -1,6 +1,7 @@
 """Loop guards: LeanIX events the automation must not act on.
 
-- Events caused by our own technical user: our write-back changes the Fact Sheet, LeanIX
+- Events caused by our own technical user (of the event's workspace: each workspace of
+  [[leanix.workspaces]] has its own): our write-back changes the Fact Sheet, LeanIX
   sends FACT_SHEET_UPDATED for it, and acting on it would start another run, forever.
   The actor is the top-level `userId` (DEFAULT) or, in WRAPPED_EVENT mode, where the
   envelope's is optional, the `payload.userId`; ours are the token's `sub` and
@@ -20,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from service import workspaces
 from service.cloudevent import CloudEvent
 from service.errors import RetryLater, VendorRejected, VendorUnavailable
 from service.resources import Resources
@@ -29,11 +31,15 @@ from service.store.ids import store_key
 log = structlog.get_logger("service.automation")
 
 
-def own_user_ids(resources: Resources) -> set[str]:
-    """Our technical user's ids (learnt from its token) and the configured ignore list."""
-    ids = set(resources.settings.clients.leanix.ignore_user_ids)
-    if resources.leanix is not None:
-        ids |= resources.leanix.own_user_ids
+def own_user_ids(resources: Resources, workspace_id: str | None = None) -> set[str]:
+    """Our technical user's ids in the event's workspace (learnt from its token) and that
+    workspace's configured ignore list."""
+    workspace = resources.workspace(workspace_id)
+    api = workspace.api if workspace is not None else resources.settings.clients.leanix
+    ids = set(api.ignore_user_ids)
+    client = resources.leanix_for(workspace_id)
+    if client is not None:
+        ids |= client.own_user_ids
     return {_folded(i) for i in ids}
 
 
@@ -57,10 +63,10 @@ def _folded(user_id: str) -> str:
     return user_id.strip().lower()
 
 
-async def _learn_own_user(resources: Resources) -> None:
-    """Make sure our technical user is known: it is learnt from LeanIX's token, and a
-    worker that has not written back since it started has not fetched one yet."""
-    client = resources.leanix
+async def _learn_own_user(resources: Resources, workspace_id: str | None) -> None:
+    """Make sure our technical user in the workspace is known: it is learnt from LeanIX's
+    token, and a worker that has not written back there since it started has none yet."""
+    client = resources.leanix_for(workspace_id)
     if client is None or client.own_user_ids:
         return
     try:
@@ -86,9 +92,10 @@ async def skip_reason(
 ) -> str | None:
     """Why this LeanIX event must be ignored, or None to act on it."""
     data = event.data if isinstance(event.data, Mapping) else {}
+    workspace_id = workspaces.id_of(event.source)
     if resources.settings.automation.ignore_own_events:
-        await _learn_own_user(resources)
-        if event_user_ids(data) & own_user_ids(resources):
+        await _learn_own_user(resources, workspace_id)
+        if event_user_ids(data) & own_user_ids(resources, workspace_id):
             return "caused by our own technical user"
     if fact_sheet_id and await _stale(event, fact_sheet_id, sequence_number(data), resources):
         return "older than an event of its type already handled for this Fact Sheet"
@@ -106,7 +113,11 @@ async def _stale(
         reason = f"not a transactionSequenceNumber (0 to {sequences.MAX_SEQUENCE})"
         log.warning("sequence.ignored", sequence=str(sequence)[:40], reason=reason)
         return False
-    key = sequence_key(fact_sheet_id, event.type)
+    # A sandbox copied from production may share its Fact Sheet ids (not documented):
+    # with several workspaces, the newest number is kept per workspace too.
+    several = bool(resources.settings.leanix.workspaces)
+    scope = f"{workspaces.id_of(event.source)}/{fact_sheet_id}" if several else fact_sheet_id
+    key = sequence_key(scope, event.type)
     return not await resources.database.sequences.advance(key, sequence, event.id)
 
 

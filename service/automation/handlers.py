@@ -30,7 +30,8 @@ async def on_leanix_event(event: CloudEvent, context: Context) -> None:
     """A Fact Sheet changed: start the runs its rules ask for."""
     resources = context.state[RESOURCES]
     sheet = starter.fact_sheet_of(event)
-    if not any(rule.matches(event.type, sheet) for rule in resources.rules):
+    called = starter.workspace_names(event, resources)
+    if not any(rule.matches(event.type, sheet, called) for rule in resources.rules):
         return
     await starter.finish_interrupted(event, sheet, resources, context.log)
     reason = await guards.skip_reason(event, (sheet or {}).get("id"), resources)

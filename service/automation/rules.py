@@ -5,7 +5,8 @@
     on = ["leanix.factsheet.created", "leanix.factsheet.updated"]  # topic patterns
     dry_run = false                                  # log what it would do, start nothing
     when = { fact_sheet_type = "Application", tag = "automate",
-             lifecycle_phase = "active", fields = { category = "applicationSystem" } }
+             lifecycle_phase = "active", fields = { category = "applicationSystem" },
+             workspace = "production" }             # [[leanix.workspaces]] name or id
     start = { vendor = "uipath", target = { release_key = "..." },
               inputs = { factSheetId = "{{ fact_sheet.id }}", name = "{{ fact_sheet.name }}" } }
     write_back.comment = "{{ run.vendor }} run {{ run.id }}: {{ run.outcome }}"
@@ -27,7 +28,7 @@ from service.errors import ConfigError
 from service.vendors import registry
 
 VENDORS: tuple[str, ...] = registry.names()  # a rule's `start.vendor`
-_WHEN_KEYS = {"fact_sheet_type", "tag", "lifecycle_phase", "fields"}
+_WHEN_KEYS = {"fact_sheet_type", "tag", "lifecycle_phase", "fields", "workspace"}
 _OUTCOME_KEYS = {"fields", "tags", "lifecycle", "lx_state"}
 
 
@@ -37,6 +38,7 @@ class Conditions:
     tags: tuple[str, ...] = ()  # all must be present
     lifecycle_phases: tuple[str, ...] = ()
     fields: Mapping[str, Any] = field(default_factory=dict)
+    workspaces: tuple[str, ...] = ()  # names or workspaceIds ([[leanix.workspaces]])
 
     def hold(self, sheet: Mapping[str, Any]) -> bool:
         """Whether a flattened Fact Sheet meets every condition."""
@@ -82,9 +84,17 @@ class Rule:
     write_back: WriteBack = WriteBack()
     dry_run: bool = False
 
-    def matches(self, event_type: str, sheet: Mapping[str, Any] | None) -> bool:
-        """Whether this rule fires for an event of `event_type` about `sheet`."""
+    def matches(
+        self,
+        event_type: str,
+        sheet: Mapping[str, Any] | None,
+        workspace: Collection[str] = (),
+    ) -> bool:
+        """Whether this rule fires for an event of `event_type` about `sheet`, from the
+        workspace called `workspace` (its name and id; empty if unknown)."""
         if not any(topic_matches(p, event_type) for p in self.patterns):
+            return False
+        if self.when.workspaces and not set(self.when.workspaces) & set(workspace):
             return False
         return sheet is not None and self.when.hold(sheet)
 
@@ -182,6 +192,7 @@ def _conditions(when: Mapping[str, Any], key: str) -> Conditions:
         tags=_strings(when.get("tag"), f"{key}.tag"),
         lifecycle_phases=_strings(when.get("lifecycle_phase"), f"{key}.lifecycle_phase"),
         fields=_table(when.get("fields"), f"{key}.fields"),
+        workspaces=_strings(when.get("workspace"), f"{key}.workspace"),
     )
 
 
@@ -219,6 +230,18 @@ def _check_templates(raw: Mapping[str, Any], key: str) -> None:
     for path in paths(raw):
         if path.split(".")[0] not in ROOTS:
             raise ConfigError(key, f"template {{{{ {path} }}}}: starts with one of {sorted(ROOTS)}")
+
+
+def check_workspaces(rules: tuple[Rule, ...], known: Collection[str]) -> None:
+    """Every `when.workspace` names a configured workspace (by name or id); with the
+    single-workspace configuration (`known` empty) any workspaceId is taken."""
+    for rule in rules:
+        unknown = [w for w in rule.when.workspaces if known and w not in known]
+        if unknown:
+            raise ConfigError(
+                f"rules[{rule.name}].when.workspace",
+                f"{unknown[0]!r} is no workspace of [[leanix.workspaces]] (name or id)",
+            )
 
 
 def check_clients(rules: tuple[Rule, ...], vendors: Collection[str], leanix: bool) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from service import workspaces
 from service.automation.factsheet import flatten, snapshot
 from service.automation.rules import Rule
 from service.automation.templates import render
@@ -46,6 +47,13 @@ def event_context(event: CloudEvent, sheet: Mapping[str, Any] | None) -> dict[st
     }  # fmt: skip
 
 
+def workspace_names(event: CloudEvent, resources: Resources) -> frozenset[str]:
+    """What the event's workspace is called: its workspaceId and its configured name."""
+    workspace_id = workspaces.id_of(event.source)
+    found = resources.workspace(workspace_id)
+    return frozenset(n for n in (workspace_id, found.name if found else None) if n)
+
+
 def fact_sheet_of(event: CloudEvent) -> dict[str, Any] | None:
     """The flattened Fact Sheet an event is about, if it carries one."""
     raw = snapshot(event.data)
@@ -56,7 +64,8 @@ async def start_runs(
     event: CloudEvent, sheet: Mapping[str, Any] | None, resources: Resources, log: Any
 ) -> int:
     """Start a run for every rule the event matches; return how many rules matched."""
-    matched = [rule for rule in resources.rules if rule.matches(event.type, sheet)]
+    called = workspace_names(event, resources)
+    matched = [rule for rule in resources.rules if rule.matches(event.type, sheet, called)]
     for rule in matched:
         await start_run(rule, event, sheet, resources, log.bind(rule=rule.name))
     return len(matched)
@@ -73,6 +82,7 @@ async def start_run(rule: Rule, event: CloudEvent, sheet: Mapping[str, Any] | No
     run, created = await resources.database.runs.begin(
         correlation_id=cid, vendor=rule.vendor, rule=rule.name, event_id=event.id,
         fact_sheet_id=(sheet or {}).get("id"), target=rule.target, inputs=inputs,
+        workspace=workspaces.id_of(event.source),
     )  # fmt: skip
     if not created and not await _ours(run, resources, log):
         return
@@ -99,8 +109,9 @@ async def finish_interrupted(
     a newer event handled meanwhile must not leave the outcome unwritten."""
     from service.automation.completion import write_back_once
 
+    called = workspace_names(event, resources)
     for rule in resources.rules:
-        if rule.dry_run or not rule.matches(event.type, sheet):
+        if rule.dry_run or not rule.matches(event.type, sheet, called):
             continue
         cid = correlation_id(event.id, rule.name)
         run = await resources.database.runs.by_correlation(cid)

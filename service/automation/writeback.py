@@ -59,9 +59,11 @@ def patches(outcome: Outcome, context: dict[str, Any]) -> list[Patch]:
 
 async def write_back(run: Run, rule: Rule | None, resources: Resources, log: Any) -> None:
     """Apply the rule's write-back for the run's outcome to its Fact Sheet."""
-    leanix = resources.leanix
+    leanix = resources.leanix_for(run.workspace)
     if leanix is None:
-        raise RejectEvent("cannot write back: the LeanIX client is not configured")
+        raise RejectEvent(
+            f"cannot write back: no LeanIX client is configured for workspace {run.workspace}"
+        )
     if not run.fact_sheet_id:
         log.warning("writeback.no_fact_sheet", run_id=run.run_id)
         return

@@ -3,6 +3,7 @@
     token    POST /services/mtm/v1/oauth2/token, Basic apitoken:<API token>; the access
              token is cached until shortly before it expires, fetched by one caller at a
              time, and renewed once when GraphQL answers 401
+    metrics  POST /services/metrics/v1/points, Bearer, paced like GraphQL: one point
     graphql  POST /services/pathfinder/v1/graphql, Bearer; every request is paced by one
              token bucket (LeanIX limits each user: resources.py shares it through the
              store between every worker with the same API token); a 429 is waited out
@@ -62,6 +63,7 @@ log = structlog.get_logger("service.clients.leanix")
 
 TOKEN_PATH = "/services/mtm/v1/oauth2/token"
 GRAPHQL_PATH = "/services/pathfinder/v1/graphql"
+METRICS_PATH = "/services/metrics/v1/points"
 RATE_LIMITED_RETRIES = 5  # 429s waited out for one request
 RATE_LIMITED_BUDGET_S = 60.0  # ...and the most time spent waiting them out
 STALE_ATTEMPTS = 5  # writes of one update when its rev keeps turning out stale
@@ -77,6 +79,7 @@ class _AccessToken:
     renew_at: float  # on the client's clock
     subject: str | None
     user_ids: frozenset[str]  # every claim that may name us in a webhook's userId
+    workspace_id: str | None = None  # principal.permission.workspaceId
 
 
 class LeanixClient(HttpApi):
@@ -99,6 +102,7 @@ class LeanixClient(HttpApi):
         self._token: _AccessToken | None = None
         self._subject: str | None = None
         self._user_ids: frozenset[str] = frozenset()
+        self._workspace_id: str | None = None
         self._auth_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -119,13 +123,8 @@ class LeanixClient(HttpApi):
 
     @property
     def workspace_id(self) -> str | None:
-        """The workspace of the access token held (principal.permission.workspaceId)."""
-        if self._token is None:
-            return None
-        principal = jwt_claims(self._token.value).get("principal")
-        permission = principal.get("permission") if isinstance(principal, dict) else None
-        value = permission.get("workspaceId") if isinstance(permission, dict) else None
-        return value if isinstance(value, str) else None
+        """The workspace the API token belongs to (its JWT's claims), once a token is held."""
+        return self._workspace_id
 
     async def authenticate(self) -> str | None:
         """Make sure an access token is held; return the technical user id."""
@@ -243,6 +242,17 @@ class LeanixClient(HttpApi):
             raise VendorRejected(self.vendor, f"fact sheet {id} not found", status=404)
         return FactSheet.from_node(node)
 
+    async def post_metric(self, point: Mapping[str, Any]) -> None:
+        """POST one Metrics API (v1) point, in the token's workspace unless it names one.
+
+        The workspace comes from the JWT's principal.permission.workspaceId, a claim seen in
+        LeanIX's own code but not documented: without it the point goes without one (the
+        SDK's model requires no field), and LeanIX takes the token's workspace, we assume."""
+        await self._access_token()  # learns the workspace from the token's claims
+        if "workspaceId" not in point and self._workspace_id:
+            point = {**point, "workspaceId": self._workspace_id}
+        await self._post_json(METRICS_PATH, point, (200, 201, 202, 204))
+
     # --- update_many ------------------------------------------------------------------------
 
     async def _fill_revs(
@@ -327,17 +337,22 @@ class LeanixClient(HttpApi):
 
     async def _execute(self, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
         """POST one operation; return the whole answer. Re-authenticate once on a 401."""
-        body = orjson.dumps({"query": query, "variables": variables or {}})
+        body = {"query": query, "variables": variables or {}}
+        return self._answer(await self._post_json(GRAPHQL_PATH, body, (200,)))
+
+    async def _post_json(self, path: str, doc: Mapping[str, Any], ok: Collection[int]) -> Response:
+        """POST a JSON document with the access token; re-authenticate once on a 401."""
+        body = orjson.dumps(doc)
         for renewed in (False, True):
             token = await self._access_token()
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            response = await self._paced(GRAPHQL_PATH, (200, 401), data=body, headers=headers)
-            if response.status == 200:
-                return self._answer(response)
+            response = await self._paced(path, (*ok, 401), data=body, headers=headers)
+            if response.status != 401:
+                return response
             self._forget(token)
             log.info("leanix.token.refused", renewed=renewed)
         raise VendorRejected(
-            self.vendor, f"POST {GRAPHQL_PATH} refused a fresh access token (401)", status=401
+            self.vendor, f"POST {path} refused a fresh access token (401)", status=401
         )
 
     async def _paced(
@@ -384,6 +399,7 @@ class LeanixClient(HttpApi):
                 self._token = await self._exchange()
                 self._subject = self._token.subject or self._subject
                 self._user_ids |= self._token.user_ids
+                self._workspace_id = self._token.workspace_id or self._workspace_id
             return self._token.value
 
     def _forget(self, value: str) -> None:
@@ -409,7 +425,8 @@ class LeanixClient(HttpApi):
         renew_at = self._clock() + expires_in - min(60.0, expires_in / 10)
         subject, user_ids = jwt_subject(value), jwt_user_ids(value)
         log.info("leanix.token.fetched", expires_in_s=expires_in, technical_user_id=subject)
-        return _AccessToken(value, renew_at, subject, frozenset(user_ids))
+        workspace = jwt_workspace_id(value)
+        return _AccessToken(value, renew_at, subject, frozenset(user_ids), workspace)
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -446,6 +463,14 @@ def jwt_user_ids(token: str) -> tuple[str, ...]:
     principal = claims.get("principal")
     found = [claims.get("sub"), principal.get("id") if isinstance(principal, dict) else None]
     return tuple(dict.fromkeys(i for i in found if isinstance(i, str) and i))
+
+
+def jwt_workspace_id(token: str) -> str | None:
+    """The workspace of a JWT's `principal.permission.workspaceId` claim, if it has one."""
+    principal = jwt_claims(token).get("principal")
+    permission = principal.get("permission") if isinstance(principal, dict) else None
+    found = permission.get("workspaceId") if isinstance(permission, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 def stale_backoff_s(attempt: int) -> float:

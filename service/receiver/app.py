@@ -11,7 +11,7 @@ import time
 import structlog
 from aiohttp import web
 
-from service import metrics
+from service import metrics, workspaces
 from service.bus.broker import Broker
 from service.errors import BrokerUnavailable, ClientAborted, InputError, Overloaded
 from service.problems import problem
@@ -31,7 +31,7 @@ def add_routes(app: web.Application, settings: Settings, broker: Broker) -> None
     """Add a POST route per configured source, publishing through `broker`."""
     app[SETTINGS] = settings
     app[BUDGET] = Budget(settings.http.max_inflight_body_bytes)
-    for source in sources.build(settings.sources):
+    for source in sources.build(settings.sources, workspaces.configured(settings)):
         handler = endpoint(source, broker, settings.http, app[BUDGET])
         app.router.add_post(source.path, handler, expect_handler=defer_continue)
 

@@ -33,6 +33,7 @@ class Credential:
 
     scheme: str
     message_id: str | None = None
+    source: str | None = None  # the one event source it vouches for (a LeanIX workspace's)
 
 
 class Verifier(Protocol):
@@ -83,6 +84,32 @@ class StaticAuthorization:
     def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
         self.check(headers)
         return Credential("authorization-header")
+
+
+@dataclass(frozen=True)
+class ScopedAuthorization:
+    """LeanIX with several workspaces: each workspace's static Authorization values, which
+    vouch for that workspace's events only (the CloudEvent source `scopes` names)."""
+
+    scopes: Sequence[tuple[str, Sequence[str]]] = field(repr=False)  # (source, values)
+
+    def check(self, headers: Mapping[str, str]) -> None:
+        self._source(headers)
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Credential:
+        return Credential("authorization-header", source=self._source(headers))
+
+    def _source(self, headers: Mapping[str, str]) -> str:
+        given = headers.get("Authorization", "").strip(OWS)
+        if not given:
+            raise Unauthorized("missing Authorization header")
+        found = None
+        for source, values in self.scopes:  # every scope compared: no early exit
+            if matches_any(raw(given), (v.encode() for v in values)):
+                found = source
+        if found is None:
+            raise Unauthorized("the Authorization header is not an accepted value")
+        return found
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,17 @@ from the platform registry (service/vendors/registry.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from service.receiver import normalise
 from service.receiver.normalise import Facts
-from service.receiver.signatures import StaticAuthorization, Verifier
+from service.receiver.signatures import ScopedAuthorization, StaticAuthorization, Verifier
 from service.settings import SourcesSettings
 from service.vendors import registry
 from service.vendors.adapter import AnyPlatform, SharedKeys
+from service.workspaces import Workspace
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,15 @@ class Source:
     enable_hint: str
 
 
-def _leanix(settings: SourcesSettings) -> Source:
-    values = settings.leanix.authorization
-    verifier = StaticAuthorization(values) if values else None
+def _leanix(settings: SourcesSettings, workspaces: Sequence[Workspace]) -> Source:
+    """One endpoint for every workspace: an Authorization value names its workspace."""
     hint = "set LEANIX_WEBHOOK_AUTHORIZATION"
+    verifier: Verifier | None = None
+    scoped = [(w.source, w.authorization) for w in workspaces if w.source and w.authorization]
+    if scoped:
+        verifier = ScopedAuthorization(scoped)
+    elif settings.leanix.authorization:
+        verifier = StaticAuthorization(settings.leanix.authorization)
     return Source("leanix", "/webhooks/leanix", verifier, normalise.leanix, hint)
 
 
@@ -42,8 +48,8 @@ def _platform(platform: AnyPlatform, settings: SourcesSettings, keys: SharedKeys
     )
 
 
-def build(settings: SourcesSettings) -> tuple[Source, ...]:
+def build(settings: SourcesSettings, workspaces: Sequence[Workspace] = ()) -> tuple[Source, ...]:
     """Every source, each with its verifier (or None when it has no credential)."""
     keys = registry.shared_keys(settings)
     platforms = (_platform(p, settings, keys) for p in registry.PLATFORMS)
-    return (_leanix(settings), *platforms)
+    return (_leanix(settings, workspaces), *platforms)

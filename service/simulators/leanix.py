@@ -6,6 +6,7 @@
                                             run by graphql-core; 429 per technical user
     GET/PUT /services/webhooks/v1/subscriptions/{id}/events|cursor
                                             PULL subscriptions (leanix_pull.py)
+    POST /services/metrics/v1/points        Bearer; one Metrics API point (leanix_metrics)
 
 It follows ../shared/reference/leanix.md. Where the reference is unconfirmed it guesses,
 and says so here: the codes of the stale-rev and missing-fact-sheet errors, the answer to
@@ -51,6 +52,7 @@ from service.simulators.leanix_factsheet import (
     timestamp,
     view,
 )
+from service.simulators.leanix_metrics import METRICS_PATH, MetricsApi
 from service.simulators.leanix_pull import PullApi
 from service.simulators.leanix_schema import SCHEMA, document
 from service.simulators.leanix_subscriptions import SimSubscriptions
@@ -103,12 +105,14 @@ class LeanixSimulator(Simulator):
         self._sending: set[asyncio.Task[None]] = set()
         self.pull = PullApi(self._bearer_user, clock)  # PULL subscriptions (leanix_pull.py)
         self.subscription_api = SimSubscriptions(workspace_id, self._bearer_user)
+        self.metrics = MetricsApi()
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(TOKEN_PATH, self._token)
         app.router.add_post(GRAPHQL_PATH, self._graphql)
         self.pull.routes(app)
         self.subscription_api.routes(app)
+        app.router.add_post(METRICS_PATH, self._metrics)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -304,6 +308,19 @@ class LeanixSimulator(Simulator):
         except ValueError:
             return json_response({"errors": [{"message": "the body is not JSON"}]}, 400)
         return json_response(self._execute(doc, user_id))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        user_id = self._bearer_user(request)
+        if user_id is None:
+            self.requests["unauthorized"] += 1
+            return json_response({"status": "ERROR", "message": "Unauthorized"}, 401)
+        wait_s = self._bucket(user_id).take()
+        if wait_s:
+            self.requests["rate_limited"] += 1
+            retry = {"Retry-After": str(max(1, math.ceil(wait_s)))}
+            return json_response({"status": "ERROR", "message": RATE_LIMIT_MESSAGE}, 429, retry)
+        self.requests["metrics"] += 1
+        return await self.metrics.receive(request, user_id)
 
     def _bucket(self, user_id: str) -> Bucket:
         bucket = self._buckets.get(user_id)

@@ -67,6 +67,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "shared rate limits", _create(schema.rate_limits)),
     Migration(7, "claim leases", _add_columns(schema.handled, "token", "lease_until")),
     Migration(8, "named leases", _create(schema.leases)),
+    Migration(9, "run workspace", _add_columns(schema.runs, "workspace")),
 )
 
 

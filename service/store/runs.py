@@ -51,6 +51,7 @@ class Run:
     written_back_at: float | None = None
     next_poll_at: float | None = None
     poll_count: int = 0
+    workspace: str | None = None  # the LeanIX workspaceId it writes back to
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> Run:
@@ -79,13 +80,14 @@ class RunStore:
         fact_sheet_id: str | None,
         target: Mapping[str, Any],
         inputs: Mapping[str, Any],
+        workspace: str | None = None,
     ) -> tuple[Run, bool]:
         """Record the intent to start a run: (the run, True if it is new)."""
         now, event_id = time.time(), event_key(event_id)
         row = dict(
             correlation_id=correlation_id, vendor=vendor, rule=rule, event_id=event_id,
             fact_sheet_id=fact_sheet_id, target=_json(target), inputs=_json(inputs),
-            status="starting", started_at=now, updated_at=now, poll_count=0,
+            status="starting", started_at=now, updated_at=now, poll_count=0, workspace=workspace,
         )  # fmt: skip
         try:
             async with self.engine.begin() as connection:

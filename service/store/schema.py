@@ -44,6 +44,9 @@ runs = sa.Table(
     sa.Column("written_back_at", sa.Float, nullable=True),
     sa.Column("next_poll_at", sa.Float, nullable=True),
     sa.Column("poll_count", sa.Integer, nullable=False, default=0),
+    # The LeanIX workspaceId of the event that started it (written back there); NULL for
+    # runs of an event that named none, and runs recorded before workspaces existed.
+    sa.Column("workspace", sa.String(100), nullable=True),
     sa.UniqueConstraint("vendor", "run_id", name="runs_vendor_run_id"),
 )
 sa.Index("runs_status_next_poll", runs.c.status, runs.c.next_poll_at)

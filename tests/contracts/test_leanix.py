@@ -1,10 +1,11 @@
 """SAP LeanIX: our client, the simulator and the fixtures against
 ../shared/contracts/leanix.json (the Webhooks API model, the docs' payloads and GraphQL).
 
-The client calls the token exchange and GraphQL; the PULL and Metrics operations of the
-contract are not used yet. GraphQL requests are held to the contract's SDL: the
-mutations' signatures, the Patch input (lowercase ops; no value on a remove) and the
-comment status. Reads (`query` operations) are outside that SDL, which has mutations only.
+The client calls the token exchange and GraphQL (the Metrics API point is held to the
+contract in tests/clients/test_leanix_metrics.py); the PULL operations are not used yet.
+GraphQL requests are held to the contract's SDL: the mutations' signatures, the Patch
+input (lowercase ops; no value on a remove) and the comment status. Reads (`query`
+operations) are outside that SDL, which has mutations only.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,7 +17,8 @@ from service.automation.guards import (
     user_id_text,
 )
 from service.clients.leanix import jwt_user_ids
-from service.settings import LeanixApi
+from service.resources import Resources
+from service.settings import ClientsSettings, LeanixApi, Settings
 from service.simulators.leanix_webhook import delivery
 from tests.senders import FIXTURES
 
@@ -67,11 +69,11 @@ def test_a_token_names_us_by_sub_and_by_principal_id() -> None:
 
 
 def test_our_ids_are_the_tokens_and_the_configured_ones() -> None:
-    leanix = SimpleNamespace(own_user_ids=frozenset({SUB, PRINCIPAL.upper()}))
-    settings = SimpleNamespace(clients=SimpleNamespace(leanix=LeanixApi(ignore_user_ids=("X",))))
-    resources: Any = SimpleNamespace(settings=settings, leanix=leanix)
+    leanix: Any = SimpleNamespace(own_user_ids=frozenset({SUB, PRINCIPAL.upper()}))
+    settings = Settings(clients=ClientsSettings(leanix=LeanixApi(ignore_user_ids=("X",))))
+    resources = Resources(settings, None, None, None, leanix)  # type: ignore[arg-type]
     assert own_user_ids(resources) == {SUB, PRINCIPAL, "x"}
-    resources.leanix = None
+    resources = dataclasses.replace(resources, leanix=None)
     assert own_user_ids(resources) == {"x"}
 
 
