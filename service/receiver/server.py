@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import cast
 
 import structlog
 from aiohttp import web
@@ -84,6 +85,12 @@ class Connections:
         return mark
 
 
+def _stream(transport: asyncio.BaseTransport) -> asyncio.Transport:
+    """A stream connection's transport. uvloop's have asyncio.Transport's methods without
+    subclassing it, so an isinstance check would be false on the service's default loop."""
+    return cast(asyncio.Transport, transport)
+
+
 class Guard(asyncio.Protocol):
     """One connection: aiohttp's protocol inside, a deadline on its request headers."""
 
@@ -99,8 +106,7 @@ class Guard(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         if not self.connections.admit(self, transport):
-            assert isinstance(transport, asyncio.Transport)
-            transport.abort()
+            _stream(transport).abort()
             return
         self.inner = self.server()
         self.inner.connection_made(transport)
@@ -138,9 +144,9 @@ class Guard(asyncio.Protocol):
     def request_ended(self, unread: bool) -> None:
         """`unread`: the body has not all arrived; stop reading, aiohttp closes after LINGER_S."""
         self.idle = True
-        if unread and isinstance(self.transport, asyncio.Transport):
+        if unread and self.transport is not None:
             self.discarding = True
-            self.transport.pause_reading()
+            _stream(self.transport).pause_reading()
 
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()

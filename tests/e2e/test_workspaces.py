@@ -70,7 +70,9 @@ async def test_each_workspace_is_called_with_its_own_token_and_written_back_ther
 
     await eventually(lambda: written_back(lab, in_production, "uipath-done"), what="production")
     await eventually(lambda: "uipath-done" in sandbox_tags(sandbox, in_sandbox), what="sandbox")
-    assert sandbox.comments[in_sandbox] and in_sandbox not in lab.leanix.fact_sheets
+    # The comment is the write-back's second call, after the tags: wait for it too.
+    await eventually(lambda: sandbox.comments.get(in_sandbox), what="sandbox comment")
+    assert in_sandbox not in lab.leanix.fact_sheets
     # Each simulator saw only its own technical user's tokens.
     assert {issued.user_id for issued in sandbox.issued.values()} == {SANDBOX_USER}
     assert {issued.user_id for issued in lab.leanix.issued.values()} == {DEFAULT_USER_ID}
