@@ -58,6 +58,17 @@ def _add_columns(table: sa.Table, *names: str) -> Callable[[sa.Connection], None
     return apply
 
 
+def _indexes(table: sa.Table, *names: str) -> Callable[[sa.Connection], None]:
+    """Create the indexes `names` of `table` (as schema.py has them) where missing."""
+
+    def apply(connection: sa.Connection) -> None:
+        for index in table.indexes:
+            if index.name in names:
+                index.create(connection, checkfirst=True)
+
+    return apply
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs", _create(schema.runs)),
     Migration(2, "handled events", _create(schema.handled)),
@@ -66,6 +77,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "admin api keys", _create(schema.api_keys)),
     Migration(6, "shared rate limits", _create(schema.rate_limits)),
     Migration(7, "claim leases", _add_columns(schema.handled, "token", "lease_until")),
+    Migration(8, "console indexes", _indexes(schema.runs, "runs_event", "runs_run_id", "runs_started")),
 )
 
 
