@@ -69,6 +69,7 @@ def _indexes(table: sa.Table, *names: str) -> Callable[[sa.Connection], None]:
     return apply
 
 
+CONSOLE_INDEXES = ("runs_event", "runs_run_id", "runs_started")
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs", _create(schema.runs)),
     Migration(2, "handled events", _create(schema.handled)),
@@ -77,7 +78,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "admin api keys", _create(schema.api_keys)),
     Migration(6, "shared rate limits", _create(schema.rate_limits)),
     Migration(7, "claim leases", _add_columns(schema.handled, "token", "lease_until")),
-    Migration(8, "console indexes", _indexes(schema.runs, "runs_event", "runs_run_id", "runs_started")),
+    Migration(8, "console indexes", _indexes(schema.runs, *CONSOLE_INDEXES)),
 )
 
 
