@@ -98,10 +98,10 @@ class Page:
         await self.wait_for(f"location.href === {_js(url)} && document.readyState === 'complete'")
 
     async def click(self, selector: str) -> None:
-        """A real mouse click in the middle of the element."""
+        """A real mouse click in the middle of the element, once it is shown and enabled."""
         where = await self.wait_for(f"""(() => {{
             const element = document.querySelector({_js(selector)});
-            if (!element || element.disabled) return null;
+            if (!element || element.disabled || !element.getClientRects().length) return null;
             element.scrollIntoView({{block: 'center'}});
             const box = element.getBoundingClientRect();
             return [box.x + box.width / 2, box.y + box.height / 2];
@@ -236,13 +236,15 @@ async def key(db: Database, *scopes: str) -> str:
     return text
 
 
-async def seed_events(db: Database, *events: tuple[str, str, str, str, int]) -> None:
+async def seed_events(
+    db: Database, *events: tuple[str, str, str, str, int], error: str = "RejectEvent: no"
+) -> None:
     """(id, type, subject, status, attempts), oldest first."""
     now = time.time() - 60
     for n, (event_id, kind, subject, status, tries) in enumerate(events):
         at = now + n
-        error = "RejectEvent: no" if status == "dead_lettered" else None
-        head = LoggedEvent(event_id, kind, "test", subject, None, at, at, status, tries, error)
+        failed = error if status == "dead_lettered" else None
+        head = LoggedEvent(event_id, kind, "test", subject, None, at, at, status, tries, failed)
         await db.events.record(head, [Attempt("h", tries, "ok", None, at, 2.0)], b"{}")
 
 
@@ -288,6 +290,8 @@ async def test_console_shows_events_runs_dead_letters_and_replays(
     amqp = settings.amqp
     await seed_events(
         db,
+        ("d-1", "a.b.c", "fs-9", "dead_lettered", 3),
+        ("d-0", "a.b.c", "fs-9", "dead_lettered", 3),
         ("e-old", "uipath.job.completed", "job-1", "handled", 1),
         ("e-dead", "leanix.factsheet.updated", "fs-2", "dead_lettered", 3),
         ("e-new", "leanix.factsheet.created", "fs-1", "handled", 1),
@@ -298,32 +302,36 @@ async def test_console_shows_events_runs_dead_letters_and_replays(
     text = await key(db, *FULL)
 
     await page.sign_in(console, text)
-    await page.wait_rows("events", ["e-new", "e-dead", "e-old"])
-    new = (await page.rows("events"))[0]
-    assert new[:5] == ["e-new", "leanix.factsheet.created", "fs-1", "handled", "1"]
-    assert new[5].endswith("Z") and new[5][:2] == "20"
     await page.wait_rows("runs", ["uipath"])
     run = (await page.rows("runs"))[0]
     assert run[:5] == ["uipath", "run-7", "fs-1", "provision-app", "running"]
-    await page.wait_rows("dead-letters", ["d-0", "d-1"])
+    # Dead letters come from the event log, newest first.
+    await page.wait_rows("dead-letters", ["e-dead", "d-0", "d-1"])
     await page.wait_text("status", "broker ready", f"{amqp.dead_letter_queue}: 2")
 
+    await page.click('header nav a[data-view="events"]')
+    await page.wait_rows("events", ["e-new", "e-dead", "e-old", "d-0", "d-1"])
+    new = (await page.rows("events"))[0]
+    assert new[:5] == ["e-new", "leanix.factsheet.created", "fs-1", "handled", "1"]
+    assert new[5].endswith("Z") and new[5][:2] == "20"
     await page.evaluate("""(() => { const select = document.getElementById('event-status');
         select.value = 'dead_lettered'; select.dispatchEvent(new Event('change')); })()""")
-    await page.wait_rows("events", ["e-dead"])
+    await page.wait_rows("events", ["e-dead", "d-0", "d-1"])
+    assert (await page.evaluate("location.hash")) == "#events?status=dead_lettered"
 
+    await page.click('header nav a[data-view="overview"]')
     await page.click('#dead-letters button[data-id="d-0"]')
-    await page.wait_rows("dead-letters", ["d-1"])
+    await page.wait_rows("dead-letters", ["e-dead", "d-1"])
     await page.wait_for("document.getElementById('dead-letters-message').textContent"
                         ".includes('Replayed d-0')")  # fmt: skip
-    await inspector.wait_count(amqp.queue, 1)
+    await inspector.wait_count(amqp.queue, 1)  # from the dead-letter queue
     assert await inspector.count(amqp.dead_letter_queue) == 1
     await page.wait_for(
         f"document.getElementById('status').textContent.includes('{amqp.queue}: 1')"
     )
 
     # The key stays in this tab's sessionStorage only, and survives a reload.
-    assert await page.evaluate("location.href") == console
+    assert text not in await page.evaluate("location.href")
     assert await page.evaluate("localStorage.length") == 0
     assert await page.evaluate("document.getElementById('key').value") == ""
     assert text in await page.evaluate("JSON.stringify(sessionStorage)")
@@ -331,7 +339,7 @@ async def test_console_shows_events_runs_dead_letters_and_replays(
     await page.send("Page.reload")
     await page.wait_for("!window.__old && document.readyState === 'complete'")
     await page.wait_for("document.getElementById('key-message').textContent.includes('earlier')")
-    await page.wait_rows("dead-letters", ["d-1"])
+    await page.wait_rows("dead-letters", ["e-dead", "d-1"])
     assert await page.evaluate("window.__violations") == []
     assert (
         await page.evaluate("getComputedStyle(document.querySelector('header')).display") == "flex"
@@ -342,7 +350,11 @@ async def test_a_wrong_key_is_refused_and_a_missing_scope_is_named(
     console: str, page: Page, db: Database, broker: Broker, settings: Settings,
     inspector: Inspector,
 ) -> None:  # fmt: skip
-    await seed_events(db, ("e-1", "leanix.factsheet.created", "fs-1", "handled", 1))
+    await seed_events(
+        db,
+        ("d-0", "a.b.c", "fs-9", "dead_lettered", 3),
+        ("e-1", "leanix.factsheet.created", "fs-1", "handled", 1),
+    )
     await dead_letter(broker, settings, "d-0", "RejectEvent: no")
 
     await page.sign_in(console, "lxb_nope_wrong")
@@ -354,30 +366,42 @@ async def test_a_wrong_key_is_refused_and_a_missing_scope_is_named(
 
     await page.type("#key", await key(db, "events:read"))
     await page.click("#use-key")
-    await page.wait_rows("events", ["e-1"])
     await page.wait_rows("dead-letters", ["d-0"])
     lacks_runs = await page.wait_text("runs-message", "lacks scope")
     assert lacks_runs == "This key lacks scope runs:read."
     assert await page.wait_text("status", "lacks scope") == "This key lacks scope status:read."
+    assert await page.wait_text("stats-message", "lacks scope") == (
+        "This key lacks scope status:read."
+    )
     await page.click('#dead-letters button[data-id="d-0"]')
     await page.wait_for("document.getElementById('dead-letters-message').textContent"
                         ".includes('lacks scope events:replay')")  # fmt: skip
     assert await inspector.count(settings.amqp.dead_letter_queue) == 1
+    await page.click('header nav a[data-view="events"]')
+    await page.wait_rows("events", ["e-1", "d-0"])
     assert await page.evaluate("window.__violations") == []
 
 
 async def test_data_is_rendered_as_text_never_as_html(
-    console: str, page: Page, db: Database, broker: Broker, settings: Settings,
-    inspector: Inspector,
-) -> None:  # fmt: skip
-    await seed_events(db, ("e-xss", XSS_ERROR, XSS_SUBJECT, "handled", 1))
-    await dead_letter(broker, settings, "d-xss", XSS_ERROR)
+    console: str, page: Page, db: Database
+) -> None:
+    at = time.time()
+    head = LoggedEvent("e-xss", XSS_ERROR, XSS_ERROR, XSS_SUBJECT, XSS_ERROR, at, at,
+                       "dead_lettered", 1, XSS_ERROR)  # fmt: skip
+    data = {"factSheet": {"id": XSS_SUBJECT, "name": XSS_ERROR, "type": XSS_SUBJECT}}
+    tries = [Attempt(XSS_ERROR, 1, "dead_letter", XSS_SUBJECT, at, 1.0)]
+    await db.events.record(head, tries, orjson.dumps(data))
 
     await page.sign_in(console, await key(db, *FULL))
-    await page.wait_rows("events", ["e-xss"])
-    await page.wait_rows("dead-letters", ["d-xss"])
-    assert (await page.rows("events"))[0][1:3] == [XSS_ERROR, XSS_SUBJECT]
+    await page.wait_rows("dead-letters", ["e-xss"])
     assert (await page.rows("dead-letters"))[0][4] == XSS_ERROR
+    await page.click('header nav a[data-view="events"]')
+    await page.wait_rows("events", ["e-xss"])
+    assert (await page.rows("events"))[0][1:3] == [XSS_ERROR, XSS_SUBJECT]
+    await page.click("#events a")
+    await page.wait_rows("event-attempts", [XSS_ERROR])
+    assert XSS_ERROR in await page.text("event-fact-sheet")
+    assert XSS_ERROR in await page.text("payload-text")
     assert await page.evaluate("document.querySelectorAll('main img, main script').length") == 0
     assert await page.evaluate("typeof window.__pwned") == "undefined"
     assert await page.evaluate("window.__violations") == []
