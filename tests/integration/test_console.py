@@ -8,6 +8,7 @@ the key, clicks, and reads the DOM, waiting on conditions with a deadline.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import os
@@ -35,6 +36,8 @@ from tests.waiting import poll_interval
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Each page as a reviewer sees it at 1280x800, written by every run (gitignored).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -109,6 +112,18 @@ class Page:
         for kind in ("mousePressed", "mouseReleased"):
             await self.send("Input.dispatchMouseEvent", type=kind, x=where[0], y=where[1],
                             button="left", clickCount=1)  # fmt: skip
+
+    async def screenshot(self, name: str) -> Path:
+        """The viewport (1280x800) as SCREENSHOTS/<name>.png, once fonts and layout settled."""
+        await self.send("Emulation.setDeviceMetricsOverride", width=1280, height=800,
+                        deviceScaleFactor=1, mobile=False)  # fmt: skip
+        await self.wait_for("document.fonts.status === 'loaded'")
+        await self.evaluate("new Promise((done) => requestAnimationFrame(() => done(true)))")
+        shot = await self.send("Page.captureScreenshot", format="png")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
 
     async def type(self, selector: str, text: str) -> None:
         await self.evaluate(f"document.querySelector({_js(selector)}).focus()")
@@ -405,3 +420,136 @@ async def test_data_is_rendered_as_text_never_as_html(
     assert await page.evaluate("document.querySelectorAll('main img, main script').length") == 0
     assert await page.evaluate("typeof window.__pwned") == "undefined"
     assert await page.evaluate("window.__violations") == []
+
+
+async def seed_story(db: Database, count: int) -> None:
+    """`count` events over the last hours (a few dead letters), one Fact Sheet with a run
+    written back, and a large payload."""
+    now = time.time()
+    for n in range(count):
+        at = now - 3600 * 6 + n * (3600 * 6 / count)
+        status = "dead_lettered" if n % 17 == 5 else "retrying" if n % 23 == 7 else "handled"
+        data = {"factSheet": {"id": f"fs-{n % 5}", "name": f"App {n % 5}", "type": "Application"}}
+        error = None if status == "handled" else "VendorRejected: 422 the release is not here"
+        head = LoggedEvent(f"e-{n:03}", "leanix.factsheet.updated", "leanix:ws", f"fs-{n % 5}",
+                           None, at, at + 0.2 + (n % 7) / 10, status, 1, error)  # fmt: skip
+        tries = [Attempt("automation", 1, "ok" if status == "handled" else "dead_letter", error,
+                         at, 12.5)]  # fmt: skip
+        await db.events.record(head, tries, orjson.dumps(data))
+    big = {
+        "factSheet": {"id": "fs-big", "name": "Payroll", "type": "Application"},
+        "fields": [{"name": f"field {n}", "value": "x" * 40} for n in range(600)],
+    }
+    head = LoggedEvent("e-big", "leanix.factsheet.updated", "leanix:ws", "fs-big", None, now - 5,
+                       now - 4, "handled", 2, None)  # fmt: skip
+    tries = [Attempt("automation", 1, "retry", "VendorUnavailable: 503", now - 5, 30.0),
+             Attempt("automation", 2, "ok", None, now - 4, 25.0)]  # fmt: skip
+    await db.events.record(head, tries, orjson.dumps(big))
+    await db.runs.begin(correlation_id="c-big", vendor="uipath", rule="provision-app",
+                        event_id="e-big", fact_sheet_id="fs-big", target={}, inputs={})  # fmt: skip
+    state = RunState("uipath", "job-42", "running", "Running", url="https://cloud.uipath.com/j/42")
+    await db.runs.started("c-big", state, 0.0)
+    run = await db.runs.by_correlation("c-big")
+    assert run is not None
+    await db.runs.complete(run, RunState("uipath", "job-42", "succeeded", "Successful"), "e-big")
+    await db.runs.written_back(run.id)
+
+
+async def test_find_understand_act_and_see(
+    console: str, page: Page, db: Database, settings: Settings, inspector: Inspector
+) -> None:
+    """From "nothing happened to my Fact Sheet" to its cause and a replay, with a
+    screenshot of each page."""
+    await seed_story(db, 120)
+    await page.sign_in(console, await key(db, *FULL))
+    await page.wait_text("tiles", "p50", "p99")
+    await page.wait_for("document.querySelectorAll('#per-minute-chart rect').length > 50")
+    await page.wait_for("document.querySelectorAll('#runs-chart rect').length === 1")
+    assert "uipath" in await page.text("runs-chart")
+    await page.wait_rows("dead-letters", [f"e-{n:03}" for n in range(119, -1, -1) if n % 17 == 5])
+    await page.screenshot("overview")
+
+    # Find: page through every event, 50 at a time, then narrow it down in the URL.
+    await page.click('header nav a[data-view="events"]')
+    await page.wait_for("document.querySelectorAll('#events tbody tr').length === 50")
+    first = await page.rows("events")
+    assert first[0][0] == "e-big"
+    await page.screenshot("events")
+    await page.click("#older")
+    await page.wait_text("page-info", "Page 2")
+    await page.wait_for("document.querySelectorAll('#events tbody tr').length === 50")
+    second = await page.rows("events")
+    await page.click("#older")
+    await page.wait_text("page-info", "Page 3")
+    third = await page.rows("events")
+    assert len(third) == 21 and await page.evaluate("document.getElementById('older').disabled")
+    ids = [r[0] for r in first + second + third]
+    assert len(set(ids)) == 121
+    await page.click("#newer")
+    await page.wait_text("page-info", "Page 2")
+    assert await page.rows("events") == second
+
+    base = console.split("#")[0]
+    await page.open(f"{base}#events?fact_sheet=Payroll")
+    await page.wait_rows("events", ["e-big"])
+    assert await page.evaluate("document.getElementById('f-fact_sheet').value") == "Payroll"
+    await page.open(f"{base}#events?run_id=job-42")
+    await page.wait_rows("events", ["e-big"])
+
+    # Understand: the event's page.
+    await page.click("#events a")
+    await page.wait_text("event-title", "e-big")
+    await page.wait_rows("event-attempts", ["automation", "automation"])
+    assert "Payroll (Application)" in await page.text("event-fact-sheet")
+    runs = await page.rows("event-runs")
+    assert runs[0][:4] == ["uipath", "uipath job-42", "succeeded", "Successful"]
+    assert runs[0][4].startswith("written back 20")
+    assert await page.evaluate("document.querySelector('#event-runs a').href") == (
+        "https://cloud.uipath.com/j/42"
+    )
+    summary = await page.text("payload-summary")
+    assert "KB" in summary and "shown" in summary, summary
+    await page.screenshot("event")
+    await page.click("#payload-all")
+    await page.wait_for("document.getElementById('payload-all').hidden")
+    assert "field 599" in await page.text("payload-text")
+
+    # Act: replay a filtered set, after a confirmation that says how many.
+    await page.click('header nav a[data-view="dead-letters-view"]')
+    await page.wait_for("document.querySelectorAll('#dead-letters tbody tr').length === 7")
+    await page.screenshot("dead-letters")
+    await page.click('#dead-letters-view a[href="#events?status=dead_lettered"]')
+    await page.wait_for("document.querySelectorAll('#events tbody tr').length === 7")
+    await page.click("#replay-matching")
+    question = await page.wait_text("replay-question", "Replay 7 events")
+    assert "matching these filters" in question
+    assert await page.evaluate("document.activeElement.id") == "replay-yes"
+    await page.screenshot("replay-confirmation")
+    await page.click("#replay-yes")
+    await page.wait_text("events-message", "Replayed 7 of 7 events.")
+    await page.wait_rows("events", [])
+    await inspector.wait_count(settings.amqp.queue, 7)
+    found = await db.events.get("e-005")
+    assert found is not None and found[1][-1].handler == "replayed by console-test"
+    await page.click('header nav a[data-view="dead-letters-view"]')
+    await page.wait_text("dead-letters-message", "No dead letters.")
+    assert await page.evaluate("window.__violations") == []
+
+
+async def test_the_console_works_from_the_keyboard(console: str, page: Page, db: Database) -> None:
+    """Every control has a label; tabbing reaches the search and Enter submits it."""
+    await seed_story(db, 3)
+    await page.sign_in(console, await key(db, *FULL))
+    await page.open(console.split("#")[0] + "#events")
+    await page.wait_rows("events", ["e-big", "e-002", "e-001", "e-000"])
+    unlabelled = await page.evaluate("""Array.from(document.querySelectorAll('input, select'))
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+        .map((e) => e.id)""")
+    assert unlabelled == []
+    await page.evaluate("document.getElementById('f-fact_sheet').focus()")
+    await page.send("Input.insertText", text="App 1")
+    for kind, text in (("keyDown", "\r"), ("keyUp", "")):
+        await page.send("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
+                        windowsVirtualKeyCode=13, text=text)  # fmt: skip
+    await page.wait_rows("events", ["e-001"])
+    assert await page.evaluate("location.hash") == "#events?fact_sheet=App+1"
