@@ -502,7 +502,7 @@ async def test_find_understand_act_and_see(
     await page.wait_rows("event-attempts", ["automation", "automation"])
     assert "Payroll (Application)" in await page.text("event-fact-sheet")
     runs = await page.rows("event-runs")
-    assert runs[0][:4] == ["uipath", "uipath job-42", "succeeded", "Successful"]
+    assert runs[0][:4] == ["uipath", "job-42", "succeeded", "Successful"]
     assert runs[0][4].startswith("written back 20")
     assert await page.evaluate("document.querySelector('#event-runs a').href") == (
         "https://cloud.uipath.com/j/42"
