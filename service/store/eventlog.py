@@ -151,7 +151,9 @@ class EventLog:
             if row is None:
                 return None
             query = (
-                sa.select(attempts).where(attempts.c.event_id == event_id).order_by(attempts.c.id)
+                sa.select(attempts)
+                .where(attempts.c.event_id == event_id)
+                .order_by(attempts.c.at, attempts.c.id)
             )
             tries = [_attempt(r) for r in await connection.execute(query)]
         return LoggedEvent.from_row(row), tries
