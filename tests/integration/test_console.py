@@ -409,6 +409,7 @@ async def test_data_is_rendered_as_text_never_as_html(
 
     await page.sign_in(console, await key(db, *FULL))
     await page.wait_rows("dead-letters", ["e-xss"])
+    await page.wait_text("status", "broker ready")
     assert (await page.rows("dead-letters"))[0][4] == XSS_ERROR
     await page.click('header nav a[data-view="events"]')
     await page.wait_rows("events", ["e-xss"])
