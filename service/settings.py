@@ -174,6 +174,12 @@ class LeanixApi:
     base_url: str = setting(
         "https://app.leanix.net", "https://<subdomain>.leanix.net", env="LEANIX_BASE_URL"
     )
+    workspace_name: str = setting(
+        "",
+        "the workspace's name as in its URLs (<base_url>/<name>/factsheet/...): the console "
+        "links Fact Sheets into LeanIX; empty: it shows their names without a link",
+        env="LEANIX_WORKSPACE_NAME",
+    )
     api_token: str = setting(
         "", "a technical user's API token", env="LEANIX_API_TOKEN", secret=True
     )

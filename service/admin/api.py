@@ -18,15 +18,17 @@ import aiormq
 import orjson
 from aiohttp import web
 
-from service.admin import bodies
-from service.admin.auth import DATABASE
-from service.admin.bodies import MAX_LIMIT
+from service.admin import bodies, replay
+from service.admin.auth import DATABASE, KEY
+from service.admin.bodies import MAX_LIMIT, MAX_REPLAY
+from service.admin.factsheet import fact_sheet
 from service.automation import rules as rules_module
 from service.bus.broker import Broker
 from service.deadletters import DeadLetterQueue, Filters, parse_since, readers_lock, replay_all
 from service.errors import BrokerUnavailable, ConfigError, MalformedEvent, NotFound, Unavailable
 from service.settings import Settings
-from service.store.eventlog import EventQuery
+from service.store import Database
+from service.store.eventlog import EventQuery, LoggedEvent
 
 SETTINGS = web.AppKey("admin_settings", Settings)
 BROKER_ERRORS = (
@@ -38,6 +40,7 @@ BROKER_ERRORS = (
 BROKER = web.AppKey("admin_broker", Broker)
 RUN_CURSOR = "[0-9]{1,18}"  # a run's id
 VERSION = "0.1.0"
+REPLAY_FILTERS = ("type", "fact_sheet", "run_id", "status", "since", "until")
 
 
 def json(doc: Any, status: int = 200) -> web.Response:
@@ -76,18 +79,24 @@ def _time(query: Mapping[str, str], name: str) -> float | None:
         ) from None
 
 
-async def list_events(request: web.Request) -> bodies.EventPage:
-    """Search the event log, newest first."""
-    q = request.query
-    query = EventQuery(
+def _event_query(q: Mapping[str, str], limit: int) -> EventQuery:
+    return EventQuery(
+        id=q.get("id") or None,
+        fact_sheet=q.get("fact_sheet") or None,
+        run_id=q.get("run_id") or None,
         type=q.get("type") or None,
         subject=q.get("subject") or None,
         status=q.get("status") or None,
         since=_time(q, "since"),
         until=_time(q, "until"),
-        limit=_limit(q),
+        limit=limit,
         cursor=q.get("cursor") or None,
     )
+
+
+async def list_events(request: web.Request) -> bodies.EventPage:
+    """Search the event log, newest first."""
+    query = _event_query(request.query, _limit(request.query))
     try:
         found, cursor = await request.app[DATABASE].events.search(query)
     except ValueError as exc:
@@ -101,7 +110,12 @@ async def get_event(request: web.Request) -> bodies.EventDetail:
     if found is None:
         raise NotFound(f"no event {request.match_info['id']!r} in the event log")
     event, attempts = found
-    return bodies.EventDetail(**vars(event), attempt_log=attempts)
+    return bodies.EventDetail(
+        **vars(event),
+        attempt_log=attempts,
+        runs=await request.app[DATABASE].runs.for_event(event.id),
+        fact_sheet=fact_sheet(event, request.app[SETTINGS].clients.leanix),
+    )
 
 
 async def list_runs(request: web.Request) -> bodies.RunPage:
@@ -178,6 +192,62 @@ async def replay_dead_letters(request: web.Request) -> bodies.ReplayResult:
     finally:
         await _release(dlq)
     return bodies.ReplayResult(replayed)
+
+
+async def replay_events(request: web.Request) -> bodies.EventReplayResult:
+    """Publish the chosen events back to the work queue (or only count them)."""
+    doc = await _json_object(request)
+    chosen = await _chosen(request.app[DATABASE], doc)
+    if doc.get("dry_run") is True:
+        return bodies.EventReplayResult(len(chosen), [], [])
+    by = request[KEY].name
+    try:
+        done, refused = await replay.replay(_ready_broker(request), request.app[DATABASE],
+                                            chosen, by)  # fmt: skip
+    except (*BROKER_ERRORS, BrokerUnavailable) as exc:
+        raise Unavailable(f"the message broker failed: {exc}; retry later") from None
+    return bodies.EventReplayResult(len(chosen), done, refused)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
+        raise MalformedEvent("the body must be a JSON object") from None
+    if not isinstance(doc, dict):
+        raise MalformedEvent("the body must be a JSON object")
+    return doc
+
+
+async def _chosen(database: Database, doc: dict[str, Any]) -> list[LoggedEvent]:
+    ids = doc.get("ids") or []
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise MalformedEvent("ids must be a list of event ids")
+    filters = {k: v for k, v in doc.items() if k in REPLAY_FILTERS and v}
+    if not all(isinstance(v, str) for v in filters.values()):
+        raise MalformedEvent(f"the filters ({', '.join(REPLAY_FILTERS)}) must be strings")
+    if ids:
+        return await replay.by_ids(database.events, ids[:MAX_REPLAY])
+    if not filters and doc.get("all") is not True:
+        raise MalformedEvent('give ids or a filter, or "all": true to replay every event')
+    try:
+        return await replay.matching(database.events, _event_query(filters, MAX_LIMIT),
+                                     MAX_REPLAY)  # fmt: skip
+    except ValueError as exc:
+        raise MalformedEvent(str(exc)) from None
+
+
+async def stats(request: web.Request) -> bodies.Stats:
+    """Events per minute, runs per vendor, latency (last 24 h) and queue depths."""
+    database = request.app[DATABASE]
+    since = time.time() - 86400
+    return bodies.Stats(
+        since=since,
+        events_per_minute=await database.events.per_minute(since),
+        runs_by_vendor=await database.runs.outcomes(since),
+        latency=await database.events.latency(since),
+        queues=await _depths(request.app[BROKER]),
+    )
 
 
 async def list_rules(request: web.Request) -> bodies.RuleList:

@@ -14,10 +14,11 @@ from typing import Annotated
 from pydantic import Field
 
 from service.automation.rules import Rule
-from service.store.eventlog import Attempt, LoggedEvent
+from service.store.eventlog import Attempt, Latency, LoggedEvent, MinuteCount
 from service.store.runs import Run
 
 MAX_LIMIT = 500  # items in one answer
+MAX_REPLAY = 10_000  # events one replay request may send back
 TIME_TEXT = "An ISO 8601 time (UTC when it has no offset), or an age like `30m`, `2h`, `1d`."
 Count = Annotated[int, Field(ge=0)]
 Cursor = Annotated[str | None, Field(description="null on the last page")]
@@ -31,11 +32,25 @@ class EventPage:
     next_cursor: Cursor
 
 
+@dataclass(frozen=True)
+class FactSheet:
+    id: str
+    name: str | None
+    type: str | None
+    url: Annotated[
+        str | None,
+        Field(description="Into LeanIX; null without `clients.leanix.workspace_name`."),
+    ]
+
+
 @dataclass(frozen=True, kw_only=True)
 class EventDetail(LoggedEvent):
-    """The event, with every handling attempt."""
+    """The event, with every handling attempt (replays too), the runs it started and the
+    Fact Sheet it is about."""
 
     attempt_log: list[Attempt]
+    runs: list[Run]
+    fact_sheet: FactSheet | None
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,45 @@ class ReplayResult:
     """The ids replayed, in order."""
 
     replayed: list[str]
+
+
+@dataclass(frozen=True)
+class EventReplayRequest:
+    """The events to send back to the work queue: `ids`, or the event search's filters
+    (`"all": true` for every event). `dry_run` only counts them."""
+
+    ids: Annotated[list[str], Field(max_length=MAX_REPLAY)] = field(default_factory=list)
+    type: str = ""
+    fact_sheet: str = ""
+    run_id: str = ""
+    status: str = ""
+    since: Annotated[str, Field(description=f"Received at or after. {TIME_TEXT}")] = ""
+    until: Annotated[str, Field(description=f"Received before. {TIME_TEXT}")] = ""
+    all: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class EventReplayResult:
+    """How many events matched, the ids sent back (from the dead-letter queue, or rebuilt
+    from the event log), and those that could not be (their data was too large to log and
+    they are not in the dead-letter queue)."""
+
+    matched: Count
+    replayed: list[str]
+    not_replayed: list[str]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Charts of the last 24 h: events per minute by status, runs per vendor by outcome
+    (or status while open), first seen → handled latency, and the queue depths now."""
+
+    since: float
+    events_per_minute: list[MinuteCount]
+    runs_by_vendor: dict[str, dict[str, Count]]
+    latency: Latency
+    queues: dict[str, Count]
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,12 @@ REFINED: dict[tuple[type, str], Schema] = {
     (runs.Run, "poll_count"): NOT_NEGATIVE,
     (Rule, "vendor"): {"enum": list(VENDORS)},
     (bodies.Status, "events_last_24h"): {"propertyNames": {"enum": list(eventlog.STATUSES)}},
+    (eventlog.MinuteCount, "status"): {"enum": list(eventlog.STATUSES)},
+    (eventlog.MinuteCount, "count"): NOT_NEGATIVE,
+    (eventlog.MinuteCount, "minute"): {"description": "unix seconds"},
+    (eventlog.Latency, "count"): NOT_NEGATIVE,
+    (bodies.Stats, "since"): {"description": "unix seconds"},
+    (bodies.EventReplayRequest, "status"): {"enum": ["", *eventlog.STATUSES]},
 }
 
 

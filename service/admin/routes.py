@@ -85,6 +85,9 @@ UNAVAILABLE = {503: "The store or the message broker is unavailable: retry later
 LIMIT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": bodies.MAX_LIMIT, "default": 50}
 PREVIOUS_PAGE = "The `next_cursor` of the previous page."
 EVENTS_QUERY = (
+    Param("id", "An event id."),
+    Param("fact_sheet", "A Fact Sheet id, or the start of its name (as in the event's data)."),
+    Param("run_id", "A vendor's run id: the event that started that run."),
     Param(
         "type",
         "An event type, or a prefix ending in `.*` or `.#` (`leanix.factsheet.*`): the only "
@@ -119,9 +122,24 @@ REPLAY_REFUSED = {
     413: "The body is over `http.max_body_bytes`.",
     **UNAVAILABLE,
 }
+EVENTS_REPLAY_REFUSED = {
+    400: "The body is not a JSON object, a filter is invalid, more than "
+    f"{bodies.MAX_REPLAY} events match, or neither ids nor a filter was given without "
+    '`"all": true`.',
+    413: "The body is over `http.max_body_bytes`.",
+    **UNAVAILABLE,
+}
 RULES_400 = {400: "The configured rules are invalid."}
 ROUTES = (
     Route("GET", "/api/v1/events", "events:read", api.list_events, EVENTS_QUERY, EVENTS_400),
+    Route(
+        "POST",
+        "/api/v1/events/replay",
+        "events:replay",
+        api.replay_events,
+        refusals=EVENTS_REPLAY_REFUSED,
+        body=bodies.EventReplayRequest,
+    ),
     Route("GET", "/api/v1/events/{id}", "events:read", api.get_event, refusals=EVENT_404),
     Route("GET", "/api/v1/runs", "runs:read", api.list_runs, RUNS_QUERY, RUNS_400),
     Route(
@@ -142,4 +160,5 @@ ROUTES = (
     ),
     Route("GET", "/api/v1/rules", "rules:read", api.list_rules, refusals=RULES_400),
     Route("GET", "/api/v1/status", "status:read", api.status),
+    Route("GET", "/api/v1/stats", "status:read", api.stats),
 )

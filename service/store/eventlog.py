@@ -17,10 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.ids import event_key
-from service.store.schema import attempts, events, fitted
+from service.store.schema import attempts, events, fitted, runs
 
-STATUSES = ("handled", "unhandled", "retrying", "dead_lettered")
-OUTCOMES = ("ok", "retry", "dead_letter", "skipped")  # of one handler's attempt
+STATUSES = ("handled", "unhandled", "retrying", "dead_lettered", "replayed")
+OUTCOMES = ("ok", "retry", "dead_letter", "skipped", "replayed")  # of one handler's attempt
+REPLAYER = "replayed by "  # an attempt's handler when an operator replayed the event
+LATENCY_SAMPLE = 20_000  # events the latency percentiles are computed from, newest first
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,26 @@ class LoggedEvent:
 
 
 @dataclass(frozen=True)
+class MinuteCount:
+    minute: float  # unix seconds at the start of the minute
+    status: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Seconds from a worker first seeing an event to its being handled."""
+
+    count: int
+    p50_s: float | None
+    p99_s: float | None
+
+
+@dataclass(frozen=True)
 class EventQuery:
+    id: str | None = None
+    fact_sheet: str | None = None  # a Fact Sheet id (the subject), or the start of its name
+    run_id: str | None = None  # a vendor's run id: the event that started that run
     type: str | None = None
     subject: str | None = None
     status: str | None = None
@@ -129,12 +150,13 @@ class EventLog:
             ).first()
             if row is None:
                 return None
-            # By attempt number first: a retry copy handled at once can reach the store before
-            # the delivery that made it (that write waits for its ack), so ids alone may invert.
+            # By when each attempt ran: a retry copy handled at once can reach the store before
+            # the delivery that made it (that write waits for its ack), so ids alone may
+            # invert; attempt numbers restart after a replay (whose note is attempt 0).
             query = (
                 sa.select(attempts)
                 .where(attempts.c.event_id == event_id)
-                .order_by(attempts.c.attempt, attempts.c.id)
+                .order_by(attempts.c.at, attempts.c.id)
             )
             tries = [_attempt(r) for r in await connection.execute(query)]
         return LoggedEvent.from_row(row), tries
@@ -149,6 +171,44 @@ class EventLog:
         found = [LoggedEvent.from_row(r) for r in rows[: query.limit]]
         more = len(rows) > query.limit
         return found, encode_cursor(found[-1]) if more and found else None
+
+    async def replayed(self, event_id: str, by: str, at: float) -> None:
+        """Note that the key named `by` sent the event back to the queue: its status becomes
+        `replayed` and its attempts start again from 0, so the next delivery's write lands."""
+        event_id = event_key(event_id)
+        note = Attempt(f"{REPLAYER}{by}", 0, "replayed", None, at, 0.0)
+        change = {"status": "replayed", "attempts": 0, "updated_at": at}
+        async with self.engine.begin() as connection:
+            await connection.execute(events.update().where(events.c.id == event_id).values(change))
+            await connection.execute(attempts.insert().values(event_id=event_id, **vars(note)))
+
+    async def per_minute(self, since: float) -> list[MinuteCount]:
+        """How many events arrived in each minute since `since`, by their latest status."""
+        minute = sa.func.floor(events.c.received_at / 60).label("minute")
+        statement = (
+            sa.select(minute, events.c.status, sa.func.count())
+            .where(events.c.received_at >= since)
+            .group_by(minute, events.c.status)
+            .order_by(minute)
+        )
+        async with self.engine.connect() as connection:
+            found = await connection.execute(statement)
+            return [MinuteCount(float(m) * 60, status, n) for m, status, n in found]
+
+    async def latency(self, since: float) -> Latency:
+        """p50 and p99 of first seen → handled, over the newest handled events since `since`."""
+        took = (events.c.updated_at - events.c.received_at).label("took")
+        statement = (
+            sa.select(took)
+            .where(events.c.status == "handled", events.c.received_at >= since)
+            .order_by(events.c.received_at.desc())
+            .limit(LATENCY_SAMPLE)
+        )
+        async with self.engine.connect() as connection:
+            sample = sorted(float(t) for t in (await connection.scalars(statement)))
+        if not sample:
+            return Latency(0, None, None)
+        return Latency(len(sample), _percentile(sample, 0.5), _percentile(sample, 0.99))
 
     async def prune(self, older_than: float) -> int:
         """Delete events (and their attempts) last updated before `older_than`."""
@@ -197,8 +257,31 @@ def _type_condition(pattern: str) -> Any:
     return events.c.type.startswith(f"{prefix}.", autoescape=True)
 
 
-def _conditions(query: EventQuery) -> list[Any]:
+def _percentile(ordered: list[float], rank: float) -> float:
+    """The nearest-rank percentile of an ordered, non-empty sample."""
+    return ordered[min(len(ordered) - 1, max(0, round(rank * len(ordered)) - 1))]
+
+
+def _fact_sheet_condition(value: str) -> Any:
+    """The Fact Sheet's id, or a name starting with `value` in the event's data."""
+    named = events.c.data.contains(f'"name":"{value}', autoescape=True)
+    return sa.or_(events.c.subject == value, named)
+
+
+def _identity_conditions(query: EventQuery) -> list[Any]:
     found: list[Any] = []
+    if query.id:
+        found.append(events.c.id == event_key(query.id))
+    if query.fact_sheet:
+        found.append(_fact_sheet_condition(query.fact_sheet))
+    if query.run_id:
+        started = sa.select(runs.c.event_id).where(runs.c.run_id == query.run_id)
+        found.append(events.c.id.in_(started))
+    return found
+
+
+def _conditions(query: EventQuery) -> list[Any]:
+    found: list[Any] = _identity_conditions(query)
     if query.type:
         found.append(_type_condition(query.type))
     for column, value in ((events.c.subject, query.subject), (events.c.status, query.status)):

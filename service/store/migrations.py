@@ -58,6 +58,18 @@ def _add_columns(table: sa.Table, *names: str) -> Callable[[sa.Connection], None
     return apply
 
 
+def _indexes(table: sa.Table, *names: str) -> Callable[[sa.Connection], None]:
+    """Create the indexes `names` of `table` (as schema.py has them) where missing."""
+
+    def apply(connection: sa.Connection) -> None:
+        for index in table.indexes:
+            if index.name in names:
+                index.create(connection, checkfirst=True)
+
+    return apply
+
+
+CONSOLE_INDEXES = ("runs_event", "runs_run_id", "runs_started")
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs", _create(schema.runs)),
     Migration(2, "handled events", _create(schema.handled)),
@@ -68,6 +80,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "claim leases", _add_columns(schema.handled, "token", "lease_until")),
     Migration(8, "named leases", _create(schema.leases)),
     Migration(9, "run workspace", _add_columns(schema.runs, "workspace")),
+    Migration(10, "console indexes", _indexes(schema.runs, *CONSOLE_INDEXES)),
 )
 
 

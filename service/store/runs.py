@@ -193,6 +193,25 @@ class RunStore:
         async with self.engine.connect() as connection:
             return {vendor: count for vendor, count in await connection.execute(query)}
 
+    async def outcomes(self, since: float) -> dict[str, dict[str, int]]:
+        """Runs started since `since`, per vendor, by outcome (or status while open)."""
+        result = sa.func.coalesce(runs.c.outcome, runs.c.status).label("result")
+        query = (
+            sa.select(runs.c.vendor, result, sa.func.count())
+            .where(runs.c.started_at >= since)
+            .group_by(runs.c.vendor, result)
+        )
+        found: dict[str, dict[str, int]] = {}
+        async with self.engine.connect() as connection:
+            for vendor, outcome, count in await connection.execute(query):
+                found.setdefault(vendor, {})[outcome] = count
+        return found
+
+    async def for_event(self, event_id: str) -> list[Run]:
+        """The runs an event started, oldest first."""
+        query = sa.select(runs).where(runs.c.event_id == event_key(event_id)).order_by(runs.c.id)
+        return await self._select(query)
+
     async def find(self, vendor: str, run_id: str) -> Run | None:
         """A run by the vendor's run id, or by our correlation id (callbacks carry either)."""
         query = sa.select(runs).where(

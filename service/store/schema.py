@@ -51,6 +51,9 @@ runs = sa.Table(
 )
 sa.Index("runs_status_next_poll", runs.c.status, runs.c.next_poll_at)
 sa.Index("runs_fact_sheet", runs.c.fact_sheet_id)
+sa.Index("runs_event", runs.c.event_id)  # the console: an event's runs
+sa.Index("runs_run_id", runs.c.run_id)  # the console: find by a vendor's run id
+sa.Index("runs_started", runs.c.started_at)  # the console: runs of the last 24 h
 
 # Side effects done once: one row per (event id, handler), claimed before the work and
 # marked handled after it. `token` names the claim's holder (a delivery in one worker) and

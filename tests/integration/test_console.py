@@ -8,6 +8,7 @@ the key, clicks, and reads the DOM, waiting on conditions with a deadline.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import os
@@ -35,6 +36,8 @@ from tests.waiting import poll_interval
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Each page as a reviewer sees it at 1280x800, written by every run (gitignored).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -98,10 +101,10 @@ class Page:
         await self.wait_for(f"location.href === {_js(url)} && document.readyState === 'complete'")
 
     async def click(self, selector: str) -> None:
-        """A real mouse click in the middle of the element."""
+        """A real mouse click in the middle of the element, once it is shown and enabled."""
         where = await self.wait_for(f"""(() => {{
             const element = document.querySelector({_js(selector)});
-            if (!element || element.disabled) return null;
+            if (!element || element.disabled || !element.getClientRects().length) return null;
             element.scrollIntoView({{block: 'center'}});
             const box = element.getBoundingClientRect();
             return [box.x + box.width / 2, box.y + box.height / 2];
@@ -109,6 +112,18 @@ class Page:
         for kind in ("mousePressed", "mouseReleased"):
             await self.send("Input.dispatchMouseEvent", type=kind, x=where[0], y=where[1],
                             button="left", clickCount=1)  # fmt: skip
+
+    async def screenshot(self, name: str) -> Path:
+        """The viewport (1280x800) as SCREENSHOTS/<name>.png, once fonts and layout settled."""
+        await self.send("Emulation.setDeviceMetricsOverride", width=1280, height=800,
+                        deviceScaleFactor=1, mobile=False)  # fmt: skip
+        await self.wait_for("document.fonts.status === 'loaded'")
+        await self.evaluate("new Promise((done) => requestAnimationFrame(() => done(true)))")
+        shot = await self.send("Page.captureScreenshot", format="png")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
 
     async def type(self, selector: str, text: str) -> None:
         await self.evaluate(f"document.querySelector({_js(selector)}).focus()")
@@ -236,13 +251,15 @@ async def key(db: Database, *scopes: str) -> str:
     return text
 
 
-async def seed_events(db: Database, *events: tuple[str, str, str, str, int]) -> None:
+async def seed_events(
+    db: Database, *events: tuple[str, str, str, str, int], error: str = "RejectEvent: no"
+) -> None:
     """(id, type, subject, status, attempts), oldest first."""
     now = time.time() - 60
     for n, (event_id, kind, subject, status, tries) in enumerate(events):
         at = now + n
-        error = "RejectEvent: no" if status == "dead_lettered" else None
-        head = LoggedEvent(event_id, kind, "test", subject, None, at, at, status, tries, error)
+        failed = error if status == "dead_lettered" else None
+        head = LoggedEvent(event_id, kind, "test", subject, None, at, at, status, tries, failed)
         await db.events.record(head, [Attempt("h", tries, "ok", None, at, 2.0)], b"{}")
 
 
@@ -288,6 +305,8 @@ async def test_console_shows_events_runs_dead_letters_and_replays(
     amqp = settings.amqp
     await seed_events(
         db,
+        ("d-1", "a.b.c", "fs-9", "dead_lettered", 3),
+        ("d-0", "a.b.c", "fs-9", "dead_lettered", 3),
         ("e-old", "uipath.job.completed", "job-1", "handled", 1),
         ("e-dead", "leanix.factsheet.updated", "fs-2", "dead_lettered", 3),
         ("e-new", "leanix.factsheet.created", "fs-1", "handled", 1),
@@ -298,32 +317,36 @@ async def test_console_shows_events_runs_dead_letters_and_replays(
     text = await key(db, *FULL)
 
     await page.sign_in(console, text)
-    await page.wait_rows("events", ["e-new", "e-dead", "e-old"])
-    new = (await page.rows("events"))[0]
-    assert new[:5] == ["e-new", "leanix.factsheet.created", "fs-1", "handled", "1"]
-    assert new[5].endswith("Z") and new[5][:2] == "20"
     await page.wait_rows("runs", ["uipath"])
     run = (await page.rows("runs"))[0]
     assert run[:5] == ["uipath", "run-7", "fs-1", "provision-app", "running"]
-    await page.wait_rows("dead-letters", ["d-0", "d-1"])
+    # Dead letters come from the event log, newest first.
+    await page.wait_rows("dead-letters", ["e-dead", "d-0", "d-1"])
     await page.wait_text("status", "broker ready", f"{amqp.dead_letter_queue}: 2")
 
+    await page.click('header nav a[data-view="events"]')
+    await page.wait_rows("events", ["e-new", "e-dead", "e-old", "d-0", "d-1"])
+    new = (await page.rows("events"))[0]
+    assert new[:5] == ["e-new", "leanix.factsheet.created", "fs-1", "handled", "1"]
+    assert new[5].endswith("Z") and new[5][:2] == "20"
     await page.evaluate("""(() => { const select = document.getElementById('event-status');
         select.value = 'dead_lettered'; select.dispatchEvent(new Event('change')); })()""")
-    await page.wait_rows("events", ["e-dead"])
+    await page.wait_rows("events", ["e-dead", "d-0", "d-1"])
+    assert (await page.evaluate("location.hash")) == "#events?status=dead_lettered"
 
+    await page.click('header nav a[data-view="overview"]')
     await page.click('#dead-letters button[data-id="d-0"]')
-    await page.wait_rows("dead-letters", ["d-1"])
+    await page.wait_rows("dead-letters", ["e-dead", "d-1"])
     await page.wait_for("document.getElementById('dead-letters-message').textContent"
                         ".includes('Replayed d-0')")  # fmt: skip
-    await inspector.wait_count(amqp.queue, 1)
+    await inspector.wait_count(amqp.queue, 1)  # from the dead-letter queue
     assert await inspector.count(amqp.dead_letter_queue) == 1
     await page.wait_for(
         f"document.getElementById('status').textContent.includes('{amqp.queue}: 1')"
     )
 
     # The key stays in this tab's sessionStorage only, and survives a reload.
-    assert await page.evaluate("location.href") == console
+    assert text not in await page.evaluate("location.href")
     assert await page.evaluate("localStorage.length") == 0
     assert await page.evaluate("document.getElementById('key').value") == ""
     assert text in await page.evaluate("JSON.stringify(sessionStorage)")
@@ -331,7 +354,7 @@ async def test_console_shows_events_runs_dead_letters_and_replays(
     await page.send("Page.reload")
     await page.wait_for("!window.__old && document.readyState === 'complete'")
     await page.wait_for("document.getElementById('key-message').textContent.includes('earlier')")
-    await page.wait_rows("dead-letters", ["d-1"])
+    await page.wait_rows("dead-letters", ["e-dead", "d-1"])
     assert await page.evaluate("window.__violations") == []
     assert (
         await page.evaluate("getComputedStyle(document.querySelector('header')).display") == "flex"
@@ -342,7 +365,11 @@ async def test_a_wrong_key_is_refused_and_a_missing_scope_is_named(
     console: str, page: Page, db: Database, broker: Broker, settings: Settings,
     inspector: Inspector,
 ) -> None:  # fmt: skip
-    await seed_events(db, ("e-1", "leanix.factsheet.created", "fs-1", "handled", 1))
+    await seed_events(
+        db,
+        ("d-0", "a.b.c", "fs-9", "dead_lettered", 3),
+        ("e-1", "leanix.factsheet.created", "fs-1", "handled", 1),
+    )
     await dead_letter(broker, settings, "d-0", "RejectEvent: no")
 
     await page.sign_in(console, "lxb_nope_wrong")
@@ -354,30 +381,176 @@ async def test_a_wrong_key_is_refused_and_a_missing_scope_is_named(
 
     await page.type("#key", await key(db, "events:read"))
     await page.click("#use-key")
-    await page.wait_rows("events", ["e-1"])
     await page.wait_rows("dead-letters", ["d-0"])
     lacks_runs = await page.wait_text("runs-message", "lacks scope")
     assert lacks_runs == "This key lacks scope runs:read."
     assert await page.wait_text("status", "lacks scope") == "This key lacks scope status:read."
+    assert await page.wait_text("stats-message", "lacks scope") == (
+        "This key lacks scope status:read."
+    )
     await page.click('#dead-letters button[data-id="d-0"]')
     await page.wait_for("document.getElementById('dead-letters-message').textContent"
                         ".includes('lacks scope events:replay')")  # fmt: skip
     assert await inspector.count(settings.amqp.dead_letter_queue) == 1
+    await page.click('header nav a[data-view="events"]')
+    await page.wait_rows("events", ["e-1", "d-0"])
     assert await page.evaluate("window.__violations") == []
 
 
 async def test_data_is_rendered_as_text_never_as_html(
-    console: str, page: Page, db: Database, broker: Broker, settings: Settings,
-    inspector: Inspector,
-) -> None:  # fmt: skip
-    await seed_events(db, ("e-xss", XSS_ERROR, XSS_SUBJECT, "handled", 1))
-    await dead_letter(broker, settings, "d-xss", XSS_ERROR)
+    console: str, page: Page, db: Database
+) -> None:
+    at = time.time()
+    head = LoggedEvent("e-xss", XSS_ERROR, XSS_ERROR, XSS_SUBJECT, XSS_ERROR, at, at,
+                       "dead_lettered", 1, XSS_ERROR)  # fmt: skip
+    data = {"factSheet": {"id": XSS_SUBJECT, "name": XSS_ERROR, "type": XSS_SUBJECT}}
+    tries = [Attempt(XSS_ERROR, 1, "dead_letter", XSS_SUBJECT, at, 1.0)]
+    await db.events.record(head, tries, orjson.dumps(data))
 
     await page.sign_in(console, await key(db, *FULL))
-    await page.wait_rows("events", ["e-xss"])
-    await page.wait_rows("dead-letters", ["d-xss"])
-    assert (await page.rows("events"))[0][1:3] == [XSS_ERROR, XSS_SUBJECT]
+    await page.wait_rows("dead-letters", ["e-xss"])
+    await page.wait_text("status", "broker ready")
     assert (await page.rows("dead-letters"))[0][4] == XSS_ERROR
+    await page.click('header nav a[data-view="events"]')
+    await page.wait_rows("events", ["e-xss"])
+    assert (await page.rows("events"))[0][1:3] == [XSS_ERROR, XSS_SUBJECT]
+    await page.click("#events a")
+    await page.wait_rows("event-attempts", [XSS_ERROR])
+    assert XSS_ERROR in await page.text("event-fact-sheet")
+    assert XSS_ERROR in await page.text("payload-text")
     assert await page.evaluate("document.querySelectorAll('main img, main script').length") == 0
     assert await page.evaluate("typeof window.__pwned") == "undefined"
     assert await page.evaluate("window.__violations") == []
+
+
+async def seed_story(db: Database, count: int) -> None:
+    """`count` events over the last hours (a few dead letters), one Fact Sheet with a run
+    written back, and a large payload."""
+    now = time.time()
+    for n in range(count):
+        at = now - 3600 * 6 + n * (3600 * 6 / count)
+        status = "dead_lettered" if n % 17 == 5 else "retrying" if n % 23 == 7 else "handled"
+        data = {"factSheet": {"id": f"fs-{n % 5}", "name": f"App {n % 5}", "type": "Application"}}
+        error = None if status == "handled" else "VendorRejected: 422 the release is not here"
+        head = LoggedEvent(f"e-{n:03}", "leanix.factsheet.updated", "leanix:ws", f"fs-{n % 5}",
+                           None, at, at + 0.2 + (n % 7) / 10, status, 1, error)  # fmt: skip
+        tries = [Attempt("automation", 1, "ok" if status == "handled" else "dead_letter", error,
+                         at, 12.5)]  # fmt: skip
+        await db.events.record(head, tries, orjson.dumps(data))
+    big = {
+        "factSheet": {"id": "fs-big", "name": "Payroll", "type": "Application"},
+        "fields": [{"name": f"field {n}", "value": "x" * 40} for n in range(600)],
+    }
+    head = LoggedEvent("e-big", "leanix.factsheet.updated", "leanix:ws", "fs-big", None, now - 5,
+                       now - 4, "handled", 2, None)  # fmt: skip
+    tries = [Attempt("automation", 1, "retry", "VendorUnavailable: 503", now - 5, 30.0),
+             Attempt("automation", 2, "ok", None, now - 4, 25.0)]  # fmt: skip
+    await db.events.record(head, tries, orjson.dumps(big))
+    await db.runs.begin(correlation_id="c-big", vendor="uipath", rule="provision-app",
+                        event_id="e-big", fact_sheet_id="fs-big", target={}, inputs={})  # fmt: skip
+    state = RunState("uipath", "job-42", "running", "Running", url="https://cloud.uipath.com/j/42")
+    await db.runs.started("c-big", state, 0.0)
+    run = await db.runs.by_correlation("c-big")
+    assert run is not None
+    await db.runs.complete(run, RunState("uipath", "job-42", "succeeded", "Successful"), "e-big")
+    await db.runs.written_back(run.id)
+
+
+async def test_find_understand_act_and_see(
+    console: str, page: Page, db: Database, settings: Settings, inspector: Inspector
+) -> None:
+    """From "nothing happened to my Fact Sheet" to its cause and a replay, with a
+    screenshot of each page."""
+    await seed_story(db, 120)
+    await page.sign_in(console, await key(db, *FULL))
+    await page.wait_text("tiles", "p50", "p99")
+    await page.wait_for("document.querySelectorAll('#per-minute-chart rect').length > 50")
+    await page.wait_for("document.querySelectorAll('#runs-chart rect').length === 1")
+    assert "uipath" in await page.text("runs-chart")
+    await page.wait_rows("dead-letters", [f"e-{n:03}" for n in range(119, -1, -1) if n % 17 == 5])
+    await page.screenshot("overview")
+
+    # Find: page through every event, 50 at a time, then narrow it down in the URL.
+    await page.click('header nav a[data-view="events"]')
+    await page.wait_for("document.querySelectorAll('#events tbody tr').length === 50")
+    first = await page.rows("events")
+    assert first[0][0] == "e-big"
+    await page.screenshot("events")
+    await page.click("#older")
+    await page.wait_text("page-info", "Page 2")
+    await page.wait_for("document.querySelectorAll('#events tbody tr').length === 50")
+    second = await page.rows("events")
+    await page.click("#older")
+    await page.wait_text("page-info", "Page 3")
+    third = await page.rows("events")
+    assert len(third) == 21 and await page.evaluate("document.getElementById('older').disabled")
+    ids = [r[0] for r in first + second + third]
+    assert len(set(ids)) == 121
+    await page.click("#newer")
+    await page.wait_text("page-info", "Page 2")
+    assert await page.rows("events") == second
+
+    base = console.split("#")[0]
+    await page.open(f"{base}#events?fact_sheet=Payroll")
+    await page.wait_rows("events", ["e-big"])
+    assert await page.evaluate("document.getElementById('f-fact_sheet').value") == "Payroll"
+    await page.open(f"{base}#events?run_id=job-42")
+    await page.wait_rows("events", ["e-big"])
+
+    # Understand: the event's page.
+    await page.click("#events a")
+    await page.wait_text("event-title", "e-big")
+    await page.wait_rows("event-attempts", ["automation", "automation"])
+    assert "Payroll (Application)" in await page.text("event-fact-sheet")
+    runs = await page.rows("event-runs")
+    assert runs[0][:4] == ["uipath", "job-42", "succeeded", "Successful"]
+    assert runs[0][4].startswith("written back 20")
+    assert await page.evaluate("document.querySelector('#event-runs a').href") == (
+        "https://cloud.uipath.com/j/42"
+    )
+    summary = await page.text("payload-summary")
+    assert "KB" in summary and "shown" in summary, summary
+    await page.screenshot("event")
+    await page.click("#payload-all")
+    await page.wait_for("document.getElementById('payload-all').hidden")
+    assert "field 599" in await page.text("payload-text")
+
+    # Act: replay a filtered set, after a confirmation that says how many.
+    await page.click('header nav a[data-view="dead-letters-view"]')
+    await page.wait_for("document.querySelectorAll('#dead-letters tbody tr').length === 7")
+    await page.screenshot("dead-letters")
+    await page.click('#dead-letters-view a[href="#events?status=dead_lettered"]')
+    await page.wait_for("document.querySelectorAll('#events tbody tr').length === 7")
+    await page.click("#replay-matching")
+    question = await page.wait_text("replay-question", "Replay 7 events")
+    assert "matching these filters" in question
+    assert await page.evaluate("document.activeElement.id") == "replay-yes"
+    await page.screenshot("replay-confirmation")
+    await page.click("#replay-yes")
+    await page.wait_text("events-message", "Replayed 7 of 7 events.")
+    await page.wait_rows("events", [])
+    await inspector.wait_count(settings.amqp.queue, 7)
+    found = await db.events.get("e-005")
+    assert found is not None and found[1][-1].handler == "replayed by console-test"
+    await page.click('header nav a[data-view="dead-letters-view"]')
+    await page.wait_text("dead-letters-message", "No dead letters.")
+    assert await page.evaluate("window.__violations") == []
+
+
+async def test_the_console_works_from_the_keyboard(console: str, page: Page, db: Database) -> None:
+    """Every control has a label; tabbing reaches the search and Enter submits it."""
+    await seed_story(db, 3)
+    await page.sign_in(console, await key(db, *FULL))
+    await page.open(console.split("#")[0] + "#events")
+    await page.wait_rows("events", ["e-big", "e-002", "e-001", "e-000"])
+    unlabelled = await page.evaluate("""Array.from(document.querySelectorAll('input, select'))
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+        .map((e) => e.id)""")
+    assert unlabelled == []
+    await page.evaluate("document.getElementById('f-fact_sheet').focus()")
+    await page.send("Input.insertText", text="App 1")
+    for kind, text in (("keyDown", "\r"), ("keyUp", "")):
+        await page.send("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
+                        windowsVirtualKeyCode=13, text=text)  # fmt: skip
+    await page.wait_rows("events", ["e-001"])
+    assert await page.evaluate("location.hash") == "#events?fact_sheet=App+1"
