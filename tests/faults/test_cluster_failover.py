@@ -159,11 +159,14 @@ async def fail_node(
     the failover time: from the stop to the first 202 answered after the last 503."""
     stopped_at = time.monotonic()
     await cluster_script("stop-node", str(index + 1))
+    say(f"node {index + 1} stopped")
     await wait_for(lambda: traffic.since(time.monotonic() - 0.5) >= RATE // 10, timeout_s=60,
                    what="events accepted again on the survivors")  # fmt: skip
     recovered_at = time.monotonic()
     windows.append((stopped_at, recovered_at))
+    say("accepting again")
     await cluster_script("start-node", str(index + 1))
+    say(f"node {index + 1} back")
     refused = [at for at, status, _ in traffic.answers if at >= stopped_at and status != 202]
     last_refused = max(refused, default=stopped_at)
     first_ok = min(
