@@ -188,8 +188,8 @@ async def fail_node(index: int, traffic: Traffic, windows: list[tuple[float, flo
     windows.append((stopped_at, await accepting_since(traffic, started_at, "accepting, node back")))
     refused = [at for at, status, _ in traffic.answers if at >= stopped_at and status != 202]
     last_refused = max(refused, default=stopped_at)
-    first_ok = min(at for at, status, _ in traffic.answers if at > last_refused and status == 202)
-    return first_ok - stopped_at
+    oks = [at for at, status, _ in traffic.answers if at > last_refused and status == 202]
+    return min(oks, default=windows[-1][1]) - stopped_at
 
 
 @pytest.mark.skipif(not can_cluster, reason="a RabbitMQ cluster needs rabbitmq-server and root")
