@@ -90,7 +90,8 @@ class HttpSettings:
 class AmqpSettings:
     url: str = setting(
         "amqp://guest:guest@127.0.0.1:5672/",
-        "the password never appears in logs",
+        "the password never appears in logs; several nodes of a cluster: comma-separated "
+        "URLs, tried in turn",
         env="AMQP_URL",
         secret=True,
     )
@@ -108,9 +109,14 @@ class AmqpSettings:
     )
 
     @property
+    def urls(self) -> tuple[str, ...]:
+        """The broker URLs, one per cluster node, in the order they are tried."""
+        return split_urls(self.url)
+
+    @property
     def safe_url(self) -> str:
-        """The broker URL with any password masked, for logs."""
-        return redact_url(self.url)
+        """The broker URL(s) with any password masked, for logs."""
+        return ",".join(redact_url(url) for url in self.urls)
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -466,6 +472,11 @@ def defaults_toml() -> str:
     return config.render_toml(Settings, HEADER, _PLATFORM_ENVIRONMENT)
 
 
+def split_urls(urls: str) -> tuple[str, ...]:
+    """The URLs of a comma-separated list (a comma inside one is written %2C)."""
+    return tuple(url.strip() for url in urls.split(",") if url.strip())
+
+
 def redact_url(url: str) -> str:
     """Mask the password of a URL, whatever its characters.
 
@@ -508,7 +519,9 @@ def _validate(s: Settings) -> None:
     _require(0 <= s.http.processes <= 64, "http.processes", "must be between 0 and 64")
     _validate_http_bounds(s.http)
     _validate_pull(s.leanix_pull)
-    _check_amqp_url(s.amqp.url)
+    _require(bool(s.amqp.urls), "amqp.url", "names no broker: amqp://user:password@host:5672/")
+    for url in s.amqp.urls:
+        _check_amqp_url(url)
     _check_store_url(s.store.url)
     _require(bool(s.amqp.exchange), "amqp.exchange", "must not be empty")
     _require(bool(s.amqp.queue), "amqp.queue", "must not be empty")
@@ -645,7 +658,7 @@ def _validate_callback_keys(s: Settings) -> None:
 # Never echoes the URL: it holds a password.
 _PERCENT_ENCODE = (
     "cannot be parsed: percent-encode the user name, the password and any @ after the host "
-    "(# as %23, / as %2F, ? as %3F, @ as %40, : as %3A, % as %25, a space as %20)"
+    "(# as %23, a comma as %2C, / as %2F, ? as %3F, @ as %40, : as %3A, % as %25, a space as %20)"
 )
 
 

@@ -23,7 +23,7 @@ async def tail(amqp: AmqpSettings, pattern: str = "#", stop: asyncio.Event | Non
     """Print every event whose routing key matches `pattern` until `stop` is set."""
     stop = stop or asyncio.Event()
     wire.install()  # a message pamqp cannot decode must not stop the tail
-    connection = await connect(amqp.url, amqp.connect_retry_s)  # closed if Ctrl-C comes first
+    connection = await connect(amqp.urls, amqp.connect_retry_s)  # closed if Ctrl-C comes first
     async with connection:
         channel = await connection.channel()
         exchange = await channel.declare_exchange(

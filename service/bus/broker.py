@@ -14,21 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from yarl import URL
 
 from service import metrics
 from service.bus import wire
+from service.bus.cluster import ClusterConnection
 from service.bus.publisher import Outgoing, Publisher, build
 from service.bus.topology import Topology, declare
 from service.errors import BrokerUnavailable
-from service.settings import AmqpSettings
+from service.settings import AmqpSettings, redact_url
 
 log = structlog.get_logger("service.bus")
 
@@ -91,7 +91,7 @@ class Broker:
 
     async def _open(self) -> None:
         wire.install()  # before any delivery: no message may stop the connection's reader
-        connection = await connect(self.settings.url, self.settings.connect_retry_s)
+        connection = await connect(self.settings.urls, self.settings.connect_retry_s)
         try:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             topology = await declare(channel, self.settings)
@@ -153,15 +153,28 @@ class Broker:
             await self.connection.close()
 
 
-async def connect(url: str, retry_s: float) -> AbstractRobustConnection:
-    """A robust connection to `url`, closed again if connecting fails or is cancelled.
+async def connect(urls: Sequence[str], retry_s: float) -> AbstractRobustConnection:
+    """A robust connection to the first node of `urls` that answers, moving on to the next
+    node whenever it is lost (cluster.py); the last node's error if none answers."""
+    for start in range(len(urls)):
+        try:
+            return await _connect_one([*urls[start:], *urls[:start]], retry_s)
+        except (OSError, aiormq.exceptions.AMQPConnectionError) as exc:
+            if start == len(urls) - 1:
+                raise
+            log.warning("broker.node_unreachable", node=redact_url(urls[start]), error=str(exc))
+    raise ValueError("no broker URL to connect to")
+
+
+async def _connect_one(urls: Sequence[str], retry_s: float) -> AbstractRobustConnection:
+    """A robust connection to `urls[0]`, closed again if connecting fails or is cancelled.
 
     `aio_pika.connect_robust` builds the connection and awaits its first connect; when that
     await is cancelled (a start-up that fails elsewhere), the connection it built is
     unreachable and its reconnect task outlives the cancel, holding the event loop open
     for ever. Built here, it is ours to close.
     """
-    connection = aio_pika.RobustConnection(URL(url), reconnect_interval=retry_s)
+    connection = ClusterConnection(urls, reconnect_interval=retry_s)
     try:
         await connection.connect()
     except BaseException:

@@ -157,7 +157,7 @@ def _show(lab: Lab, sheets: dict[str, str]) -> None:
 
 async def _delete_topology(settings: Settings) -> None:
     with contextlib.suppress(Exception):
-        connection = await aio_pika.connect(settings.amqp.url)
+        connection = await aio_pika.connect(settings.amqp.urls[0])
         async with connection:
             channel = await connection.channel()
             await topology.delete(channel, settings.amqp, settings.worker.retry_delays_s)

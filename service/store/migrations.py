@@ -70,6 +70,7 @@ def _indexes(table: sa.Table, *names: str) -> Callable[[sa.Connection], None]:
 
 
 CONSOLE_INDEXES = ("runs_event", "runs_run_id", "runs_started")
+MIGRATION_LOCK = 0x6272_6964_6765  # "bridge": the advisory lock migrations take in turn
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs", _create(schema.runs)),
     Migration(2, "handled events", _create(schema.handled)),
@@ -87,10 +88,12 @@ MIGRATIONS: tuple[Migration, ...] = (
 async def migrate(engine: AsyncEngine) -> list[int]:
     """Apply the migrations not applied yet; return their versions."""
     async with engine.begin() as connection:
+        await _one_at_a_time(connection)
         await connection.run_sync(_create(schema.schema_migrations))
     applied = []
     for migration in MIGRATIONS:
         async with engine.begin() as connection:
+            await _one_at_a_time(connection)
             if await _is_applied(connection, migration.version):
                 continue
             await connection.run_sync(migration.apply)
@@ -101,6 +104,13 @@ async def migrate(engine: AsyncEngine) -> list[int]:
             )
             applied.append(migration.version)
     return applied
+
+
+async def _one_at_a_time(connection: AsyncConnection) -> None:
+    """On PostgreSQL, hold a lock until this transaction ends: processes that start at once
+    (pods of one deployment) would otherwise race to create the same tables."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
 
 
 async def _is_applied(connection: AsyncConnection, version: int) -> bool:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.errors import ConfigError
 from service.runs import RunState
 from service.store import Database
 from service.store.migrations import MIGRATIONS, migrate
+from tests.conftest import postgres_database
 
 
 async def begin(database: Database, correlation_id: str = "c-1", vendor: str = "uipath"):  # type: ignore[no-untyped-def]
@@ -27,6 +29,19 @@ async def begin(database: Database, correlation_id: str = "c-1", vendor: str = "
 async def test_migrations_are_applied_once(database: Database) -> None:
     assert await migrate(database.engine) == []  # open() applied them all already
     assert len(MIGRATIONS) >= 3
+
+
+async def test_processes_starting_at_once_migrate_one_fresh_postgresql_in_turn(
+    prefix: str,
+) -> None:
+    """Pods of one deployment start together: their migrations must not race."""
+    async with postgres_database(prefix) as url:
+        engines = [create_async_engine(url) for _ in range(4)]
+        try:
+            applied = await asyncio.gather(*(migrate(engine) for engine in engines))
+        finally:
+            await asyncio.gather(*(engine.dispose() for engine in engines))
+    assert sorted(v for versions in applied for v in versions) == [m.version for m in MIGRATIONS]
 
 
 async def test_a_run_is_recorded_before_start_and_found_again(database: Database) -> None:

@@ -301,3 +301,28 @@ def test_the_command_line_prints_the_generated_defaults_whatever_the_environment
     monkeypatch.setenv("HTTP_PORT", "not a port")  # a broken setting is no obstacle
     assert main(["settings", "defaults"]) == 0
     assert capsys.readouterr().out == DEFAULT_TOML.read_text()
+
+
+def test_amqp_url_takes_the_nodes_of_a_cluster_comma_separated() -> None:
+    loaded = settings.load(
+        {"AMQP_URL": "amqp://user:PWa@node1:5672/, amqp://user:PWb@node2:5672/,"}
+    )
+    assert loaded.amqp.urls == ("amqp://user:PWa@node1:5672/", "amqp://user:PWb@node2:5672/")
+    assert loaded.amqp.safe_url == "amqp://user:***@node1:5672/,amqp://user:***@node2:5672/"
+    assert "PW" not in repr(loaded)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://user:PWa@node1/,http://node2/",
+        "amqp://user:PWa@node1/,amqp://user:PWa#PWb@node2/",
+        "amqp://user:PWa,PWb@node1/",  # a raw comma in a password splits it
+        " , ",
+    ],
+)
+def test_each_node_url_is_validated(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.load({"AMQP_URL": url})
+    assert caught.value.key == "amqp.url"
+    assert "PW" not in str(caught.value)
