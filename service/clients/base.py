@@ -25,7 +25,6 @@ import orjson
 from multidict import CIMultiDict
 from yarl import URL
 
-from service import metrics
 from service.errors import VendorRedirected, VendorRejected, VendorUnavailable
 from service.runs import RunState
 
@@ -94,6 +93,11 @@ class HttpApi:
             raise
         finally:
             elapsed = time.perf_counter() - started
+            # Imported here: service.settings imports the platforms, hence this module, and
+            # prometheus_client must not be imported before its multiprocess directory is set
+            # (service/processes.py prepare_metrics, after the settings are loaded).
+            from service import metrics
+
             metrics.vendor_seconds.labels(self.vendor, outcome).observe(elapsed)
 
     async def _call(

@@ -219,3 +219,17 @@ def test_a_platform_naming_import_is_caught() -> None:
         "service.vendors.uipath.client",
         "service.vendors.workato",
     ]
+
+
+def test_the_settings_do_not_import_prometheus_client() -> None:
+    """`python -m service` loads the settings before it names prometheus_client's
+    multiprocess directory (processes.prepare_metrics): the settings, which import every
+    platform, must not import it first, or several receiver processes cannot start."""
+    import subprocess
+    import sys
+
+    code = "import sys, service.settings, service.logs; print('prometheus_client' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"
