@@ -35,6 +35,7 @@ from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
 from tests.benchmarks import bus, procs, stats
 from tests.benchmarks.config import AMQP_URL, READY_TIMEOUT_S, ROOT, Plan, new_prefix
 from tests.benchmarks.report import Row, Section
+from tests.waiting import poll_interval
 
 
 async def run(plan: Plan) -> Section:
@@ -89,7 +90,7 @@ def _section(
 async def _until(seen: dict[str, Any], count: int, timeout_s: float) -> None:
     async with asyncio.timeout(timeout_s):
         while len(seen) < count:
-            await asyncio.sleep(0.05)  # polling the observed count, within a deadline
+            await poll_interval()  # polling the observed count, within a deadline
 
 
 async def _produce(sim_url: str, count: int, rate: float) -> None:

@@ -140,12 +140,14 @@ async def _work_off(settings: Settings, store_url: str) -> list[str]:
         await consumer.start()
         try:
             await eventually(lambda: len(handled) >= EVENTS, 20, "every event handled")
-            async with asyncio.timeout(20):
-                while await _depth(settings):
-                    await asyncio.sleep(0.05)  # polling the queue depth, within a deadline
+            await eventually(lambda: _empty(settings), 20, "the queue drained")
         finally:
             await consumer.stop(5)
     finally:
         await broker.close()
         await database.close()
     return handled
+
+
+async def _empty(settings: Settings) -> bool:
+    return await _depth(settings) == 0
