@@ -101,13 +101,22 @@ class Page:
         await self.wait_for(f"location.href === {_js(url)} && document.readyState === 'complete'")
 
     async def click(self, selector: str) -> None:
-        """A real mouse click in the middle of the element, once it is shown and enabled."""
+        """A real mouse click in the middle of the element, once no panel is loading, and the
+        element is shown, enabled, on top at that point and where it was at the previous
+        poll: a panel that loads re-renders its rows and shifts the layout, and a click aimed
+        before that lands on something else, or on a button gone between press and release."""
         where = await self.wait_for(f"""(() => {{
             const element = document.querySelector({_js(selector)});
+            if (document.querySelector('[aria-busy="true"]')) return null;
             if (!element || element.disabled || !element.getClientRects().length) return null;
             element.scrollIntoView({{block: 'center'}});
             const box = element.getBoundingClientRect();
-            return [box.x + box.width / 2, box.y + box.height / 2];
+            const at = [box.x + box.width / 2, box.y + box.height / 2];
+            const hit = document.elementFromPoint(at[0], at[1]);
+            const aimed = JSON.stringify([{_js(selector)}, at]);
+            const steady = window.__aimed === aimed;
+            window.__aimed = aimed;
+            return hit && element.contains(hit) && steady ? at : null;
         }})()""")
         for kind in ("mousePressed", "mouseReleased"):
             await self.send("Input.dispatchMouseEvent", type=kind, x=where[0], y=where[1],
