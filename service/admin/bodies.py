@@ -115,7 +115,8 @@ class EventReplayResult:
 @dataclass(frozen=True)
 class Stats:
     """Charts of the last 24 h: events per minute by status, runs per vendor by outcome
-    (or status while open), first seen → handled latency, and the queue depths now."""
+    (or status while open), first seen (the receiver's accept) → handled latency, and the
+    queue depths now."""
 
     since: float
     events_per_minute: list[MinuteCount]
