@@ -6,8 +6,9 @@ python -m service worker    the worker only
 python -m service pull      fetch the LeanIX PULL subscription's events onto the bus
 python -m service tail [PATTERN]
                             print the CloudEvents passing on the bus
-python -m service dead-letters list|show|replay [--id ID] [--type PATTERN] [--since 2h]
-                            inspect and replay what the worker gave up on
+python -m service dead-letters list|show|replay [--id ID] [--type PATTERN] [--since 2h] ...
+                            page through (from the event log) and replay what the worker
+                            gave up on
 python -m service simulators
                             serve the vendor simulators on ports 9101-9105
 python -m service demo      the whole loop, once per platform, against the simulators
@@ -46,9 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("pattern", nargs="?", default="#", help="a topic pattern, e.g. 'leanix.#'")
     letters = commands.add_parser("dead-letters", help="list, show or replay dead letters")
     letters.add_argument("action", choices=["list", "show", "replay"])
-    letters.add_argument("--id", action="append", default=[], help="an event id (repeatable)")
-    letters.add_argument("--type", help="an event-type pattern, e.g. 'uipath.job.*'")
-    letters.add_argument("--since", help="dead-lettered since: 30m, 2h, 1d or an ISO time")
+    letters.add_argument("--id", help="an event id")
+    letters.add_argument("--type", help="an event type, or a prefix: 'uipath.job.*'")
+    letters.add_argument("--fact-sheet", help="a Fact Sheet id, or the start of its name")
+    letters.add_argument("--run-id", help="a vendor's run id: the event that started it")
+    letters.add_argument("--since", help="received since: 30m, 2h, 1d or an ISO time")
+    letters.add_argument("--until", help="received before: 30m, 2h, 1d or an ISO time")
+    letters.add_argument("--limit", type=int, default=50, help="list, show: the page size")
+    letters.add_argument("--cursor", help="list, show: the next page, as the last one said")
     simulators = commands.add_parser("simulators", help="serve the simulators on ports 9101-9105")
     simulators.add_argument(
         "--service-url", help="where the UiPath simulator's webhook calls the service"
@@ -94,15 +100,20 @@ def _tail(loaded: settings.Settings, args: argparse.Namespace) -> int:
 
 
 def _dead_letters(loaded: settings.Settings, args: argparse.Namespace) -> int:
-    from service.bus.broker import Broker
-    from service.deadletters import Filters, parse_since, run_command
+    from service.admin.dead_letters import run_command
+    from service.deadletters import parse_since
+    from service.store.eventlog import EventQuery
 
-    filters = Filters(
-        ids=frozenset(args.id),
-        type_pattern=args.type,
-        since=parse_since(args.since) if args.since else None,
-    )
-    return asyncio.run(run_command(Broker(loaded.amqp), args.action, filters))
+    try:
+        since, until = (parse_since(t).timestamp() if t else None for t in (args.since, args.until))
+    except ValueError as exc:
+        print(f"--since/--until: {exc}", file=sys.stderr)
+        return 2
+    query = EventQuery(
+        id=args.id, type=args.type, fact_sheet=args.fact_sheet, run_id=args.run_id,
+        since=since, until=until, limit=max(1, args.limit), cursor=args.cursor,
+    )  # fmt: skip
+    return asyncio.run(run_command(loaded, args.action, query))
 
 
 def _simulators(loaded: settings.Settings, args: argparse.Namespace) -> int:

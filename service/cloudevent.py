@@ -74,7 +74,11 @@ def encode(event: CloudEvent, raw_data: bytes | None = None) -> bytes:
 
 def decode(body: bytes) -> CloudEvent:
     """Parse a structured-mode CloudEvent; ValueError if it is not one."""
-    doc = orjson.loads(body)
+    return from_document(orjson.loads(body))
+
+
+def from_document(doc: Any) -> CloudEvent:
+    """The CloudEvent of a parsed structured-mode document; ValueError if it is not one."""
     if not isinstance(doc, dict) or doc.get("specversion") != "1.0":
         raise ValueError("not a CloudEvents 1.0 structured-mode event")
     for name in ("id", "source", "type"):

@@ -6,7 +6,6 @@ OpenAPI document are both built from that list); each answer is a class in bodie
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
 import time
@@ -18,13 +17,13 @@ import aiormq
 import orjson
 from aiohttp import web
 
-from service.admin import bodies, replay
+from service.admin import bodies, dead_letters, replay
 from service.admin.auth import DATABASE, KEY
 from service.admin.bodies import MAX_LIMIT, MAX_REPLAY
 from service.admin.factsheet import fact_sheet
 from service.automation import rules as rules_module
 from service.bus.broker import Broker
-from service.deadletters import DeadLetterQueue, Filters, parse_since, readers_lock, replay_all
+from service.deadletters import parse_since, readers_lock
 from service.errors import BrokerUnavailable, ConfigError, MalformedEvent, NotFound, Unavailable
 from service.settings import Settings
 from service.store import Database
@@ -137,67 +136,33 @@ async def list_runs(request: web.Request) -> bodies.RunPage:
     return bodies.RunPage(page, cursor)
 
 
-def _filters(doc: Mapping[str, Any]) -> Filters:
-    ids = doc.get("ids") or ([doc["id"]] if doc.get("id") else [])
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise MalformedEvent("ids must be a list of event ids")
-    for name in ("type", "since"):
-        if doc.get(name) is not None and not isinstance(doc[name], str):
-            raise MalformedEvent(f"{name} must be a string")
-    since = doc.get("since")
+async def list_dead_letters(request: web.Request) -> bodies.DeadLetterPage:
+    """What the worker dead-lettered, from the event log, newest first."""
+    query = _event_query(request.query, _limit(request.query))
     try:
-        when = parse_since(str(since)) if since else None
-    except ValueError:
-        raise MalformedEvent("since must be an ISO 8601 time or an age like 30m, 2h") from None
-    return Filters(frozenset(ids), doc.get("type") or None, when)
+        found, cursor = await request.app[DATABASE].events.search(dead_letters.only(query))
+    except ValueError as exc:
+        raise MalformedEvent(str(exc)) from None
+    return bodies.DeadLetterPage(found, cursor)
 
 
-async def list_dead_letters(request: web.Request) -> bodies.DeadLetterList:
-    """What the worker gave up on (taking nothing away)."""
-    query = request.query
-    filters = _filters(
-        {"ids": query.getall("id", []), "type": query.get("type"), "since": query.get("since")}
-    )
-    dlq = DeadLetterQueue(_ready_broker(request))
-    try:
-        letters = await dlq.read(filters, limit=MAX_LIMIT)
-    except BROKER_ERRORS as exc:
-        raise Unavailable(f"the message broker failed: {exc}; retry later") from None
-    finally:
-        await _release(dlq)
-    return bodies.DeadLetterList([bodies.DeadLetter(**letter.summary()) for letter in letters])
-
-
-async def _release(dlq: DeadLetterQueue) -> None:
-    with contextlib.suppress(*BROKER_ERRORS):  # the broker returns what was not acked anyway
-        await dlq.release()
-
-
-async def replay_dead_letters(request: web.Request) -> bodies.ReplayResult:
-    """Publish matching dead letters back with their original ids."""
-    try:
-        doc = orjson.loads(await request.read() or b"{}")
-    except orjson.JSONDecodeError:
-        raise MalformedEvent("the body must be JSON: {ids?, type?, since?, all?}") from None
-    if not isinstance(doc, dict):
-        raise MalformedEvent("the body must be a JSON object")
-    filters = _filters(doc)
-    if filters == Filters() and doc.get("all") is not True:
-        raise MalformedEvent('give ids, type or since, or "all": true to replay everything')
-    dlq = DeadLetterQueue(_ready_broker(request))
-    try:
-        replayed = await replay_all(dlq, await dlq.read(filters))
-    except (*BROKER_ERRORS, BrokerUnavailable) as exc:
-        raise Unavailable(f"the message broker failed: {exc}; retry later") from None
-    finally:
-        await _release(dlq)
-    return bodies.ReplayResult(replayed)
+async def replay_dead_letters(request: web.Request) -> bodies.EventReplayResult:
+    """Publish the chosen dead letters back (or only count them)."""
+    doc = await _json_object(request)
+    doc.pop("status", None)  # not one of this route's filters
+    chosen = await _chosen(request.app[DATABASE], doc, only=dead_letters.STATUS)
+    return await _replay(request, chosen, doc)
 
 
 async def replay_events(request: web.Request) -> bodies.EventReplayResult:
     """Publish the chosen events back to the work queue (or only count them)."""
     doc = await _json_object(request)
-    chosen = await _chosen(request.app[DATABASE], doc)
+    return await _replay(request, await _chosen(request.app[DATABASE], doc), doc)
+
+
+async def _replay(
+    request: web.Request, chosen: list[LoggedEvent], doc: dict[str, Any]
+) -> bodies.EventReplayResult:
     if doc.get("dry_run") is True:
         return bodies.EventReplayResult(len(chosen), [], [])
     by = request[KEY].name
@@ -219,7 +184,10 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return doc
 
 
-async def _chosen(database: Database, doc: dict[str, Any]) -> list[LoggedEvent]:
+async def _chosen(
+    database: Database, doc: dict[str, Any], only: str | None = None
+) -> list[LoggedEvent]:
+    """The events `doc` names (ids, or filters), of status `only` if given."""
     ids = doc.get("ids") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise MalformedEvent("ids must be a list of event ids")
@@ -227,9 +195,12 @@ async def _chosen(database: Database, doc: dict[str, Any]) -> list[LoggedEvent]:
     if not all(isinstance(v, str) for v in filters.values()):
         raise MalformedEvent(f"the filters ({', '.join(REPLAY_FILTERS)}) must be strings")
     if ids:
-        return await replay.by_ids(database.events, ids[:MAX_REPLAY])
+        found = await replay.by_ids(database.events, ids[:MAX_REPLAY])
+        return [e for e in found if only is None or e.status == only]
     if not filters and doc.get("all") is not True:
         raise MalformedEvent('give ids or a filter, or "all": true to replay every event')
+    if only is not None:
+        filters["status"] = only
     try:
         return await replay.matching(database.events, _event_query(filters, MAX_LIMIT),
                                      MAX_REPLAY)  # fmt: skip
@@ -286,7 +257,7 @@ async def _read_depths(broker: Broker) -> dict[str, int]:
     try:
         found = {}
         for name in (broker.settings.queue, broker.settings.dead_letter_queue):
-            async with readers_lock(broker):  # not while a listing holds the dead letters
+            async with readers_lock(broker):  # not while a replay holds the dead letters
                 declared = await channel.declare_queue(name, passive=True)
             found[name] = declared.declaration_result.message_count or 0
         return found

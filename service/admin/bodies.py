@@ -62,38 +62,27 @@ class RunPage:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
-    id: str
-    type: str
-    attempts: int | None
-    dead_lettered_at: str | None
-    failed_handlers: list[str]
-    error: str | None
+class DeadLetterPage:
+    """A page of dead letters: the events the worker dead-lettered (status
+    `dead_lettered` in the event log), newest first."""
+
+    items: list[LoggedEvent]
+    next_cursor: Cursor
 
 
 @dataclass(frozen=True)
-class DeadLetterList:
-    """The dead letters (the queue keeps them)."""
+class DeadLetterReplayRequest:
+    """The dead letters to send back to the work queue: `ids`, or the dead-letter listing's
+    filters (`"all": true` for every one). `dry_run` only counts them."""
 
-    items: Annotated[list[DeadLetter], Field(max_length=MAX_LIMIT)]
-
-
-@dataclass(frozen=True)
-class ReplayRequest:
-    """Give `ids`, `id`, `type` or `since`, or `"all": true` to replay every dead letter."""
-
-    ids: list[str] = field(default_factory=list)
-    id: str = ""
-    type: Annotated[str, Field(description="An AMQP topic pattern of event types.")] = ""
-    since: Annotated[str, Field(description=f"Dead-lettered since. {TIME_TEXT}")] = ""
+    ids: Annotated[list[str], Field(max_length=MAX_REPLAY)] = field(default_factory=list)
+    type: str = ""
+    fact_sheet: str = ""
+    run_id: str = ""
+    since: Annotated[str, Field(description=f"Received at or after. {TIME_TEXT}")] = ""
+    until: Annotated[str, Field(description=f"Received before. {TIME_TEXT}")] = ""
     all: bool = False
-
-
-@dataclass(frozen=True)
-class ReplayResult:
-    """The ids replayed, in order."""
-
-    replayed: list[str]
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,7 +115,8 @@ class EventReplayResult:
 @dataclass(frozen=True)
 class Stats:
     """Charts of the last 24 h: events per minute by status, runs per vendor by outcome
-    (or status while open), first seen → handled latency, and the queue depths now."""
+    (or status while open), first seen (the receiver's accept) → handled latency, and the
+    queue depths now."""
 
     since: float
     events_per_minute: list[MinuteCount]

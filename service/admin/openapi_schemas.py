@@ -30,6 +30,14 @@ REFINED: dict[tuple[type, str], Schema] = {
     (eventlog.LoggedEvent, "data"): {
         "description": "The event's data, or null when it was too large to keep."
     },
+    (eventlog.LoggedEvent, "attributes"): {
+        "description": "Every CloudEvent context attribute as it was on the wire (extensions "
+        "too): what a replay rebuilds the event from. null when logged before they were kept."
+    },
+    (eventlog.LoggedEvent, "accepted_at"): {
+        "description": "unix seconds: when the receiver accepted the event (its `receivedat`); "
+        "null for one that came another way. Latency counts from here."
+    },
     (eventlog.Attempt, "outcome"): {"enum": list(eventlog.OUTCOMES)},
     (runs.Run, "vendor"): {"enum": list(VENDORS)},
     (runs.Run, "status"): {"enum": list(runs.STATUSES)},

@@ -1,8 +1,12 @@
 """Replaying events from the console: any event, or every event a search matches.
 
 An event still in the dead-letter queue is republished from there (its original body and
-headers, `deadletters.DeadLetterQueue`); any other is rebuilt from the event log (its
-CloudEvent attributes and data) and published to the events exchange with its own id.
+headers, `deadletters.DeadLetterQueue`); any other is rebuilt from the event log (every
+CloudEvent context attribute as it was on the wire, extensions such as `receivedat` and
+`authsource` too, and its data) and published to the events exchange with its own id.
+A replay changes no CloudEvent attribute: only the message's headers (our bookkeeping
+goes, `x-bridge-replayed-at` comes) and the bytes of `data` (re-serialised, equal as JSON).
+Kept `receivedat` means an event's latency counts from its first acceptance.
 Each is first noted in the event log, with the name of the key that asked, so the event's
 history shows who replayed it and the delivery's own write lands after the note.
 """
@@ -14,8 +18,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from service.bus.broker import Broker
-from service.cloudevent import CloudEvent, encode
-from service.deadletters import REPLAY_TIMEOUT_S, DeadLetterQueue, Filters, replay_all
+from service.cloudevent import CloudEvent, encode, from_document
+from service.deadletters import REPLAY_TIMEOUT_S, DeadLetterQueue, replay_all
 from service.store import Database
 from service.store.eventlog import EventLog, EventQuery, LoggedEvent
 
@@ -55,7 +59,7 @@ async def replay(
         return [], []
     dlq = DeadLetterQueue(broker)
     try:
-        letters = await dlq.read(Filters(frozenset(e.id for e in chosen)))
+        letters = await dlq.read(e.id for e in chosen)
         queued = {letter.id for letter in letters}
         ready = [e for e in chosen if e.id in queued or e.data is not None]
         for event in ready:
@@ -70,13 +74,21 @@ async def replay(
     return [e.id for e in ready], [e.id for e in chosen if e.id not in done]
 
 
+def rebuilt(event: LoggedEvent) -> CloudEvent:
+    """The CloudEvent as it was on the wire; from the columns for an event logged before
+    its attributes were kept (its extensions are lost)."""
+    if event.attributes:
+        return from_document({**event.attributes, "data": event.data})
+    return CloudEvent(event.id, event.source, event.type, event.time or "", event.subject,
+                      event.data)  # fmt: skip
+
+
 async def _from_log(broker: Broker, event: LoggedEvent) -> None:
-    cloud = CloudEvent(event.id, event.source, event.type, event.time or "", event.subject,
-                       event.data)  # fmt: skip
+    cloud = rebuilt(event)
     await broker.publish(
         encode(cloud),
-        routing_key=event.type,
-        message_id=event.id,
+        routing_key=cloud.type,
+        message_id=cloud.id,
         timeout_s=REPLAY_TIMEOUT_S,
         headers={"x-bridge-replayed-at": datetime.now(UTC).isoformat()},
     )

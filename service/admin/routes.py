@@ -107,21 +107,11 @@ RUNS_QUERY = (
     Param("limit", "Page size.", LIMIT_SCHEMA),
     Param("cursor", PREVIOUS_PAGE, {**STRING, "pattern": f"^{api.RUN_CURSOR}$"}),
 )
-DEAD_LETTERS_QUERY = (
-    Param("id", "An event id; repeat it for several (`id=a&id=b`).", repeated=True),
-    Param("type", "An AMQP topic pattern of event types (`uipath.job.*`)."),
-    Param("since", f"Dead-lettered at or after. {TIME}"),
-)
+DEAD_LETTERS_QUERY = tuple(p for p in EVENTS_QUERY if p.name != "status")
 EVENTS_400 = _bad_query("type, limit, since, until or cursor")
 EVENT_404 = {404: "No event with this id in the event log."}
 RUNS_400 = _bad_query("limit or cursor")
-DEAD_LETTERS_REFUSED = {**_bad_query("since"), **UNAVAILABLE}
-REPLAY_REFUSED = {
-    400: "The body is not a JSON object, a filter is invalid, or no filter was given without "
-    '`"all": true`.',
-    413: "The body is over `http.max_body_bytes`.",
-    **UNAVAILABLE,
-}
+DEAD_LETTERS_REFUSED = EVENTS_400
 EVENTS_REPLAY_REFUSED = {
     400: "The body is not a JSON object, a filter is invalid, more than "
     f"{bodies.MAX_REPLAY} events match, or neither ids nor a filter was given without "
@@ -155,8 +145,8 @@ ROUTES = (
         "/api/v1/dead-letters/replay",
         "events:replay",
         api.replay_dead_letters,
-        refusals=REPLAY_REFUSED,
-        body=bodies.ReplayRequest,
+        refusals=EVENTS_REPLAY_REFUSED,
+        body=bodies.DeadLetterReplayRequest,
     ),
     Route("GET", "/api/v1/rules", "rules:read", api.list_rules, refusals=RULES_400),
     Route("GET", "/api/v1/status", "status:read", api.status),

@@ -48,11 +48,16 @@ class LoggedEvent:
     attempts: int
     last_error: str | None
     data: Any = None
+    # Every CloudEvent context attribute as on the wire (extensions too), uncut: what a
+    # replay rebuilds the event from. None for events logged before they were kept.
+    attributes: dict[str, Any] | None = None
+    accepted_at: float | None = None  # when the receiver accepted it (`receivedat`)
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> LoggedEvent:
         values = dict(row._mapping)
-        values["data"] = orjson.loads(values["data"]) if values.get("data") else None
+        for name in ("data", "attributes"):
+            values[name] = orjson.loads(values[name]) if values.get(name) else None
         return cls(**values)
 
 
@@ -65,7 +70,9 @@ class MinuteCount:
 
 @dataclass(frozen=True)
 class Latency:
-    """Seconds from a worker first seeing an event to its being handled."""
+    """Seconds from the receiver accepting an event (its `receivedat`; when it has none,
+    a worker first logging it) to a worker having handled it: end to end, retries and
+    queueing included."""
 
     count: int
     p50_s: float | None
@@ -119,6 +126,8 @@ class EventLog:
             "time": head.time, "received_at": head.received_at, "updated_at": head.updated_at,
             "status": head.status, "attempts": head.attempts, "last_error": head.last_error,
             "data": data_json.decode() if data_json else None,
+            "attributes": orjson.dumps(head.attributes).decode() if head.attributes else None,
+            "accepted_at": head.accepted_at,
         })  # fmt: skip
         row["id"] = event_key(head.id)  # any length a CloudEvent allows
         try:
@@ -196,8 +205,9 @@ class EventLog:
             return [MinuteCount(float(m) * 60, status, n) for m, status, n in found]
 
     async def latency(self, since: float) -> Latency:
-        """p50 and p99 of first seen → handled, over the newest handled events since `since`."""
-        took = (events.c.updated_at - events.c.received_at).label("took")
+        """p50 and p99 of accepted → handled, over the newest handled events since `since`."""
+        first_seen = sa.func.coalesce(events.c.accepted_at, events.c.received_at)
+        took = (events.c.updated_at - first_seen).label("took")
         statement = (
             sa.select(took)
             .where(events.c.status == "handled", events.c.received_at >= since)
@@ -205,7 +215,8 @@ class EventLog:
             .limit(LATENCY_SAMPLE)
         )
         async with self.engine.connect() as connection:
-            sample = sorted(float(t) for t in (await connection.scalars(statement)))
+            # Clocks of the receiver's and the worker's hosts may differ a little.
+            sample = sorted(max(0.0, float(t)) for t in (await connection.scalars(statement)))
         if not sample:
             return Latency(0, None, None)
         return Latency(len(sample), _percentile(sample, 0.5), _percentile(sample, 0.99))

@@ -90,12 +90,16 @@ events = sa.Table(
     sa.Column("source", sa.String(300), nullable=False),
     sa.Column("subject", sa.String(200), nullable=True),
     sa.Column("time", sa.String(50), nullable=True),
-    sa.Column("received_at", sa.Float, nullable=False),  # first seen by a worker
+    sa.Column("received_at", sa.Float, nullable=False),  # first logged by a worker
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("data", sa.Text, nullable=True),  # JSON, when under the size limit
+    # Every CloudEvent context attribute as on the wire (JSON; extensions too): what a
+    # replay rebuilds the event from, uncut by the columns above.
+    sa.Column("attributes", sa.Text, nullable=True),
+    sa.Column("accepted_at", sa.Float, nullable=True),  # the receiver's 202 (`receivedat`)
 )
 sa.Index("events_type_time", events.c.type, events.c.received_at)
 sa.Index("events_subject", events.c.subject)

@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import structlog
@@ -27,6 +29,7 @@ from service.store.outages import unreachable, until_reachable
 from service.worker.policy import Failure
 
 log = structlog.get_logger("service.worker")
+MAX_ATTRIBUTES_BYTES = 16_384  # a CloudEvent's context attributes kept for replay, at most
 
 Rows = tuple[LoggedEvent, list[Attempt], bytes | None]
 
@@ -93,6 +96,7 @@ class Journal:
             time=event.time or None, received_at=now, updated_at=now,
             status=status_of(ran, fates), attempts=attempt,
             last_error=errors[0][:2000] if errors else None,
+            attributes=_attributes(event), accepted_at=accepted_at(event),
         )  # fmt: skip
         tries = [
             Attempt(r.handler, attempt, _outcome(r, fates), r.failure.error if r.failure else None,
@@ -103,12 +107,37 @@ class Journal:
         return head, tries, orjson.dumps(event.data) if small else None
 
 
+def _attributes(event: CloudEvent) -> dict[str, Any] | None:
+    """The event's context attributes as on the wire, to rebuild it on replay; None when
+    they are too large to keep (or not JSON)."""
+    attributes = event.attributes()
+    try:
+        size = len(orjson.dumps(attributes))
+    except TypeError:
+        return None
+    return attributes if size <= MAX_ATTRIBUTES_BYTES else None
+
+
+def accepted_at(event: CloudEvent) -> float | None:
+    """When the receiver accepted the event: its `receivedat` extension (unix seconds)."""
+    raw = event.extensions.get("receivedat")
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def _storable(rows: Rows) -> Rows:
-    """The rows without the payload, their text without NULs or lone surrogates."""
+    """The rows without the payload or the attributes, their text without NULs or lone
+    surrogates."""
     head, tries, _ = rows
     head = replace(
         head, type=str(_text(head.type)), source=str(_text(head.source)),
         subject=_text(head.subject), time=_text(head.time), last_error=_text(head.last_error),
+        attributes=None,
     )  # fmt: skip
     tries = [replace(t, handler=str(_text(t.handler)), error=_text(t.error)) for t in tries]
     return head, tries, None

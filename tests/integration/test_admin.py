@@ -111,7 +111,7 @@ async def test_runs_rules_and_status(
     assert status["broker"]["queues"][inspector.settings.amqp.queue] == 0
 
 
-async def test_dead_letters_list_and_replay(
+async def test_dead_letters_list_from_the_log_and_replay_from_the_queue(
     admin: TestClient[Any, Any], db: Database, broker: Broker, inspector: Inspector
 ) -> None:
     amqp = inspector.settings.amqp
@@ -120,9 +120,17 @@ async def test_dead_letters_list_and_replay(
         await broker.publish(body, routing_key="a.b.c", message_id=f"d-{n}", timeout_s=5,
                              exchange=amqp.dead_letter_exchange,
                              headers={"x-bridge-error": "RejectEvent: no"})  # fmt: skip
+        head = LoggedEvent(f"d-{n}", "a.b.c", "t", None, None, 1000.0 + n, 1000.0 + n,
+                           "dead_lettered", 1, "RejectEvent: no")  # fmt: skip
+        await db.events.record(head, [], b"{}")
+    handled = LoggedEvent("h-0", "a.b.c", "t", None, None, 999.0, 999.0, "handled", 1, None)
+    await db.events.record(handled, [], b"{}")
     reader = await key(db, "events:read")
-    _, letters = await get(admin, "/api/v1/dead-letters", reader)
-    assert sorted(letter["id"] for letter in letters["items"]) == ["d-0", "d-1"]
+    _, letters = await get(admin, "/api/v1/dead-letters?limit=1", reader)
+    assert [letter["id"] for letter in letters["items"]] == ["d-1"]
+    _, rest = await get(admin, f"/api/v1/dead-letters?cursor={letters['next_cursor']}", reader)
+    assert [letter["id"] for letter in rest["items"]] == ["d-0"] and rest["next_cursor"] is None
+    assert await inspector.count(amqp.dead_letter_queue) == 2  # listing took nothing
     async with admin.post(
         "/api/v1/dead-letters/replay", json={"ids": ["d-1"]}, headers=reader
     ) as r:
@@ -130,11 +138,16 @@ async def test_dead_letters_list_and_replay(
     replayer = await key(db, "events:replay")
     async with admin.post("/api/v1/dead-letters/replay", json={}, headers=replayer) as r:
         assert r.status == 400  # replaying everything must be asked for explicitly
+        assert r.content_type == "application/problem+json"
     async with admin.post(
-        "/api/v1/dead-letters/replay", json={"ids": ["d-1"]}, headers=replayer
+        "/api/v1/dead-letters/replay", json={"all": True, "dry_run": True}, headers=replayer
+    ) as r:
+        assert (await r.json())["matched"] == 2  # the handled event is no dead letter
+    async with admin.post(
+        "/api/v1/dead-letters/replay", json={"ids": ["d-1", "h-0"]}, headers=replayer
     ) as r:
         assert r.status == 200
-        assert (await r.json())["replayed"] == ["d-1"]
+        assert await r.json() == {"matched": 1, "replayed": ["d-1"], "not_replayed": []}
     await inspector.wait_count(amqp.dead_letter_queue, 1)
     await inspector.wait_count(amqp.queue, 1)
 
@@ -187,4 +200,5 @@ async def test_odd_query_values_are_400s(
     for path in ("/api/v1/events", "/api/v1/runs"):
         status, _ = await get(admin, f"{path}?{query}", headers)
         assert status in (200, 400), (path, query)  # runs ignore since/until
-    assert (await get(admin, f"/api/v1/events?{query}", headers))[0] == 400
+    for listing in ("/api/v1/events", "/api/v1/dead-letters"):  # a problem, as `get` checks
+        assert (await get(admin, f"{listing}?{query}", headers))[0] == 400

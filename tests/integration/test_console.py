@@ -51,6 +51,70 @@ XSS_ERROR = "<script>window.__pwned=2</script>"
 WATCH_CSP = """window.__violations = [];
 document.addEventListener('securitypolicyviolation',
   (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"""
+# WCAG 2.x contrast of every visible text on the page: the computed colour (an SVG text's
+# fill) against the effective background, the first opaque background up the ancestors
+# with any translucent ones over it composited in. Text of a disabled control is exempt,
+# as WCAG has it. Answers the texts under 4.5:1 (3:1 for large: >= 24px, or >= 18.66px
+# bold).
+CONTRAST_FAILURES = """(() => {
+  const rgba = (text) => {
+    const m = /rgba?\\(([^)]*)\\)/.exec(text || '');
+    if (!m) return null;
+    const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(parseFloat);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, under) => top.slice(0, 3).map(
+    (c, i) => c * top[3] + under[i] * (1 - top[3])).concat(1);
+  const luminance = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  };
+  const background = (element) => {
+    const layers = [];
+    for (let e = element; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+    }
+    return layers.reduceRight((under, top) => over(top, under), [255, 255, 255, 1]);
+  };
+  const failures = [];
+  for (const element of document.querySelectorAll('body *')) {
+    const own = Array.from(element.childNodes).some(
+      (n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+    if (!own || !element.getClientRects().length || element.closest(':disabled')) continue;
+    const style = getComputedStyle(element);
+    if (style.visibility !== 'visible') continue;
+    const box = element.getBoundingClientRect();
+    if (box.right < 0 || box.bottom < 0) continue;  // moved off screen (the skip link)
+    const svg = element instanceof SVGElement;
+    const bg = background(svg ? element.closest('svg') : element);
+    let fg = rgba(svg ? style.fill : style.color);
+    if (!fg) continue;
+    for (let e = element; e; e = e.parentElement) fg[3] *= parseFloat(getComputedStyle(e).opacity);
+    fg = over(fg, bg);
+    const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+    const need = size >= 24 || (size >= 18.66 && bold) ? 3 : 4.5;
+    if (ratio < need) {
+      failures.push(`${element.tagName.toLowerCase()}#${element.id}.${element.getAttribute('class')}`
+        + ` "${element.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)} < ${need}`
+        + ` (${style.color} on rgb(${bg.slice(0, 3).map(Math.round)}))`);
+    }
+  }
+  return failures;
+})()"""
+# Every form control has an accessible name: a <label>, aria-label or aria-labelledby.
+UNLABELLED = """Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter((e) => e.type !== 'hidden' && !(e.labels && e.labels.length)
+    && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+  .map((e) => e.id || e.name || e.outerHTML.slice(0, 60))"""
+# What has the keyboard focus, as a selector-like name.
+FOCUSED = """(() => { const e = document.activeElement;
+  if (!e || e === document.body) return 'body';
+  return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+    + (e.dataset.view ? '[data-view=' + e.dataset.view + ']' : '')
+    + (e.dataset.id ? '[data-id=' + e.dataset.id + ']' : ''); })()"""
 
 
 class Page:
@@ -163,6 +227,31 @@ class Page:
         text = f"document.getElementById({_js(element_id)}).textContent"
         await self.wait_for(" && ".join(f"{text}.includes({_js(p)})" for p in parts), timeout_s)
         return await self.text(element_id)
+
+    async def accessible(self, name: str) -> None:
+        """Every visible text contrasts enough with its background and every control is
+        labelled: on the page as it is now (`name` says which, in a failure)."""
+        assert await self.evaluate(CONTRAST_FAILURES) == [], f"{name}: contrast"
+        assert await self.evaluate(UNLABELLED) == [], f"{name}: unlabelled controls"
+
+    async def press(self, key: str, code: int, shift: bool = False) -> None:
+        """A key press (down, then up), as the keyboard sends it."""
+        text = "\r" if key == "Enter" else ""
+        for kind in ("rawKeyDown" if not text else "keyDown", "keyUp"):
+            await self.send("Input.dispatchKeyEvent", type=kind, key=key, code=key,
+                            windowsVirtualKeyCode=code, modifiers=8 if shift else 0,
+                            text=text if kind == "keyDown" else "")  # fmt: skip
+
+    async def tab_to(self, target: str, limit: int = 60) -> list[str]:
+        """Press Tab from the top of the page (its skip link, the first stop) until
+        `target` (as FOCUSED names it) has the focus; the names focused on the way."""
+        await self.evaluate("document.querySelector('a.skip').focus()")
+        seen: list[str] = [await self.evaluate(FOCUSED)]
+        while seen[-1] != target:
+            assert len(seen) < limit, f"Tab never reached {target}: {seen}"
+            await self.press("Tab", 9)
+            seen.append(await self.evaluate(FOCUSED))
+        return seen
 
     async def sign_in(self, url: str, key: str) -> None:
         await self.open(url)
@@ -478,6 +567,7 @@ async def test_find_understand_act_and_see(
     assert "uipath" in await page.text("runs-chart")
     await page.wait_rows("dead-letters", [f"e-{n:03}" for n in range(119, -1, -1) if n % 17 == 5])
     await page.screenshot("overview")
+    await page.accessible("overview")
 
     # Find: page through every event, 50 at a time, then narrow it down in the URL.
     await page.click('header nav a[data-view="events"]')
@@ -485,6 +575,7 @@ async def test_find_understand_act_and_see(
     first = await page.rows("events")
     assert first[0][0] == "e-big"
     await page.screenshot("events")
+    await page.accessible("events")
     await page.click("#older")
     await page.wait_text("page-info", "Page 2")
     await page.wait_for("document.querySelectorAll('#events tbody tr').length === 50")
@@ -520,6 +611,7 @@ async def test_find_understand_act_and_see(
     summary = await page.text("payload-summary")
     assert "KB" in summary and "shown" in summary, summary
     await page.screenshot("event")
+    await page.accessible("event")
     await page.click("#payload-all")
     await page.wait_for("document.getElementById('payload-all').hidden")
     assert "field 599" in await page.text("payload-text")
@@ -528,6 +620,7 @@ async def test_find_understand_act_and_see(
     await page.click('header nav a[data-view="dead-letters-view"]')
     await page.wait_for("document.querySelectorAll('#dead-letters tbody tr').length === 7")
     await page.screenshot("dead-letters")
+    await page.accessible("dead letters")
     await page.click('#dead-letters-view a[href="#events?status=dead_lettered"]')
     await page.wait_for("document.querySelectorAll('#events tbody tr').length === 7")
     await page.click("#replay-matching")
@@ -535,6 +628,7 @@ async def test_find_understand_act_and_see(
     assert "matching these filters" in question
     assert await page.evaluate("document.activeElement.id") == "replay-yes"
     await page.screenshot("replay-confirmation")
+    await page.accessible("replay confirmation")
     await page.click("#replay-yes")
     await page.wait_text("events-message", "Replayed 7 of 7 events.")
     await page.wait_rows("events", [])
@@ -546,20 +640,39 @@ async def test_find_understand_act_and_see(
     assert await page.evaluate("window.__violations") == []
 
 
-async def test_the_console_works_from_the_keyboard(console: str, page: Page, db: Database) -> None:
-    """Every control has a label; tabbing reaches the search and Enter submits it."""
-    await seed_story(db, 3)
-    await page.sign_in(console, await key(db, *FULL))
-    await page.open(console.split("#")[0] + "#events")
-    await page.wait_rows("events", ["e-big", "e-002", "e-001", "e-000"])
-    unlabelled = await page.evaluate("""Array.from(document.querySelectorAll('input, select'))
-        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
-        .map((e) => e.id)""")
-    assert unlabelled == []
-    await page.evaluate("document.getElementById('f-fact_sheet').focus()")
+async def test_the_console_works_from_the_keyboard(
+    console: str, page: Page, db: Database, settings: Settings, inspector: Inspector
+) -> None:
+    """Every control has a label; Tab reaches the views, the key input and the Replay
+    buttons, in the page's order, and Enter activates each; Enter submits the search."""
+    await seed_story(db, 6)  # e-005 is a dead letter
+    await page.open(console)
+    await page.accessible("signed out")
+    await page.evaluate("""(() => { const faint = document.createElement('p');
+        faint.id = 'faint'; faint.textContent = 'faint'; faint.style.color = '#999';
+        document.body.append(faint); })()""")  # 2.8:1 on white (CSSOM: the CSP allows it)
+    assert len(failing := await page.evaluate(CONTRAST_FAILURES)) == 1 and "faint" in failing[0]
+    await page.evaluate("document.getElementById('faint').remove()")
+    views = [f"a[data-view={v}]" for v in ("overview", "events", "dead-letters-view")]
+    assert await page.tab_to("input#key") == ["a", *views, "input#key"]  # skip link first
+    await page.send("Input.insertText", text=await key(db, *FULL))
+    await page.press("Enter", 13)
+    await page.wait_rows("dead-letters", ["e-005"])
+    await page.wait_text("status", "broker ready")
+
+    path = await page.tab_to("button[data-id=e-005]")
+    assert path[: len(views) + 2] == ["a", *views, "input#key"]
+    await page.press("Enter", 13)
+    await page.wait_text("dead-letters-message", "Replayed e-005")
+    await inspector.wait_count(settings.amqp.queue, 1)
+
+    await page.tab_to(views[1])
+    await page.press("Enter", 13)
+    await page.wait_rows("events", ["e-big", "e-005", "e-004", "e-003", "e-002", "e-001",
+                                    "e-000"])  # fmt: skip
+    await page.accessible("events, from the keyboard")
+    await page.tab_to("input#f-fact_sheet")
     await page.send("Input.insertText", text="App 1")
-    for kind, text in (("keyDown", "\r"), ("keyUp", "")):
-        await page.send("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter",
-                        windowsVirtualKeyCode=13, text=text)  # fmt: skip
+    await page.press("Enter", 13)
     await page.wait_rows("events", ["e-001"])
     assert await page.evaluate("location.hash") == "#events?fact_sheet=App+1"

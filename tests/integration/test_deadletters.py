@@ -1,21 +1,25 @@
-"""Dead letters: list and show without taking anything; replay through the normal path."""
+"""Dead letters: listed and shown from the event log (the queue untouched), paged and
+filtered like the events; replayed through the normal path, from the dead-letter queue."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
+from service.admin.dead_letters import run_command
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
-from service.deadletters import DeadLetterQueue, Filters, parse_since, readers_lock, run_command
+from service.deadletters import DeadLetterQueue, readers_lock
 from service.errors import RejectEvent
 from service.settings import Settings
 from service.store import Database
+from service.store.eventlog import Attempt, EventQuery, LoggedEvent
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
 from tests.integration.conftest import Inspector
@@ -37,9 +41,10 @@ async def publish(broker: Broker, event_id: str, type_: str) -> None:
 
 @pytest.fixture
 async def dead_letters(
-    settings: Settings, broker: Broker, inspector: Inspector
+    settings: Settings, broker: Broker, inspector: Inspector, db: Database
 ) -> AsyncIterator[dict[str, int]]:
-    """Three events dead-lettered by a handler that refused them; `calls` counts handlers."""
+    """Three events dead-lettered (and logged) by a handler that refused them; `calls`
+    counts handlers."""
     calls = {"steady": 0, "picky": 0}
     registry = Registry()
 
@@ -52,7 +57,7 @@ async def dead_letters(
         calls["picky"] += 1
         raise RejectEvent("not today")
 
-    consumer = Consumer(settings, broker, registry)
+    consumer = Consumer(settings, broker, registry, database=db)
     await consumer.start()
     for event_id, type_ in (("d-1", "uipath.job.faulted"), ("d-2", "uipath.job.completed"),
                             ("d-3", "leanix.factsheet.updated")):  # fmt: skip
@@ -62,39 +67,53 @@ async def dead_letters(
     yield calls
 
 
-async def command(settings: Settings, action: str, filters: Filters) -> str:
+async def command(settings: Settings, action: str, query: EventQuery | None = None) -> str:
     out = io.StringIO()
-    assert await run_command(Broker(settings.amqp), action, filters, out) == 0
+    assert await run_command(settings, action, query or EventQuery(), out) == 0
     return out.getvalue()
 
 
-async def test_list_and_show_take_nothing_away(
+async def test_list_and_show_come_from_the_log_and_take_nothing_away(
     settings: Settings, dead_letters: dict[str, int], inspector: Inspector
 ) -> None:
-    listed = await command(settings, "list", Filters())
-    assert "3 dead letter(s) match" in listed
-    for event_id in ("d-1", "d-2", "d-3"):
-        assert event_id in listed
-    assert "not today" in listed
-    shown = await command(settings, "show", Filters(type_pattern="uipath.job.*"))
-    assert "2 dead letter(s) match" in shown
-    assert '"failed_handlers": [\n    "picky"\n  ]' in shown
+    listed = await command(settings, "list")
+    assert "3 dead letter(s) on this page" in listed and "more:" not in listed
+    assert [line.split()[0] for line in listed.splitlines()[:3]] == ["d-3", "d-2", "d-1"]
+    assert "error=RejectEvent: not today" in listed
+    shown = await command(settings, "show", EventQuery(type="uipath.job.*"))
+    assert "2 dead letter(s) on this page" in shown
+    assert '"handler": "picky",' in shown and '"outcome": "dead_letter",' in shown
     assert '"n": "d-1"' in shown
     await inspector.wait_count(settings.amqp.dead_letter_queue, 3)
 
 
-async def test_filters(settings: Settings, dead_letters: dict[str, int]) -> None:
-    assert "1 dead letter(s)" in await command(settings, "list", Filters(ids=frozenset({"d-3"})))
-    future = datetime.now(UTC) + timedelta(hours=1)
-    assert "0 dead letter(s)" in await command(settings, "list", Filters(since=future))
-    assert "3 dead letter(s)" in await command(settings, "list", Filters(since=parse_since("1h")))
+async def test_filters_and_pages(settings: Settings, dead_letters: dict[str, int]) -> None:
+    assert "1 dead letter(s)" in await command(settings, "list", EventQuery(id="d-3"))
+    future = (datetime.now(UTC) + timedelta(hours=1)).timestamp()
+    assert "0 dead letter(s)" in await command(settings, "list", EventQuery(since=future))
+    first = await command(settings, "list", EventQuery(limit=2))
+    assert "2 dead letter(s) on this page" in first
+    cursor = first.rsplit("more: --cursor ", 1)[1].strip()
+    rest = await command(settings, "list", EventQuery(limit=2, cursor=cursor))
+    assert rest.splitlines()[0].startswith("d-1  ") and "more:" not in rest
 
 
-async def test_a_message_the_broker_dead_lettered_lists_and_replays_its_handlers(
-    settings: Settings, broker: Broker, inspector: Inspector
+async def test_the_command_line_refuses_a_bad_filter(
+    settings: Settings, db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = io.StringIO()
+    assert await run_command(settings, "list", EventQuery(cursor="not-ours"), out) == 2
+    assert await run_command(settings, "replay", EventQuery(type="a.*.b"), out) == 2
+    assert "not a cursor" in capsys.readouterr().err
+
+
+async def test_a_message_the_broker_dead_lettered_replays_its_handlers(
+    settings: Settings, broker: Broker, inspector: Inspector, db: Database
 ) -> None:
     """The worker rejects a message when it cannot publish its retry copy: the broker
-    dead-letters it without our headers, so its time and handlers come from elsewhere."""
+    dead-letters it without our headers; replayed from the queue, it runs the handlers
+    its retry copy named, with the broker's death records gone."""
+    await seed_dead_letter(db, "b-1")
     headers = {"x-bridge-attempt": 2, "x-bridge-handlers": ["picky"]}  # a retry copy
     await broker.publish(body("b-1", "uipath.job.faulted"), routing_key="uipath.job.faulted",
                          message_id="b-1", timeout_s=5, headers=headers)  # fmt: skip
@@ -106,20 +125,27 @@ async def test_a_message_the_broker_dead_lettered_lists_and_replays_its_handlers
     await message.reject(requeue=False)
     await inspector.wait_count(settings.amqp.dead_letter_queue, 1)
 
-    listed = await command(settings, "list", Filters(since=parse_since("1h")))
-    assert "1 dead letter(s) match" in listed
-    assert "rejected" in listed  # the broker's reason, from x-death
-    assert "replayed 1 dead letter(s)" in await command(settings, "replay", Filters())
+    assert "replayed 1 dead letter(s)" in await command(settings, "replay")
     replayed = await inspector.get(settings.amqp.queue)
     assert replayed.headers is not None
     assert list(replayed.headers["x-bridge-handlers"]) == ["picky"]  # type: ignore[arg-type]
     assert "x-death" not in replayed.headers  # a fresh start: its next death is dated anew
+    await inspector.wait_count(settings.amqp.dead_letter_queue, 0)
+    found = await db.events.get("b-1")
+    assert found is not None and found[1][-1].handler == "replayed by the command line"
+
+
+async def seed_dead_letter(db: Database, event_id: str) -> None:
+    at = time.time()
+    head = LoggedEvent(event_id, "uipath.job.faulted", "test", None, None, at, at,
+                       "dead_lettered", 2, "RejectEvent: no")  # fmt: skip
+    await db.events.record(head, [Attempt("picky", 2, "dead_letter", "no", at, 1.0)], b"{}")
 
 
 async def test_replay_goes_through_the_normal_path_with_the_original_id(
     settings: Settings, broker: Broker, dead_letters: dict[str, int], inspector: Inspector
 ) -> None:
-    out = await command(settings, "replay", Filters(type_pattern="uipath.#"))
+    out = await command(settings, "replay", EventQuery(type="uipath.#"))
     assert "replayed 2 dead letter(s)" in out
     await inspector.wait_count(settings.amqp.dead_letter_queue, 1)  # d-3 stays
 
@@ -167,12 +193,13 @@ async def test_a_replay_of_something_already_done_has_no_second_effect(
 async def test_readers_of_the_dead_letters_take_turns_and_each_sees_them_all(
     settings: Settings, broker: Broker, dead_letters: dict[str, int]
 ) -> None:
-    """A listing holds the letters until it releases them: a second reader in the same
-    process (the console's next panel, a replay) waits for that instead of seeing none."""
+    """A replay holds the letters until it releases them: a second replay in the same
+    process waits for that instead of seeing none."""
     first, second = DeadLetterQueue(broker), DeadLetterQueue(broker)
     try:
-        assert len(await first.read(Filters())) == 3
-        waiting = asyncio.create_task(second.read(Filters()))
+        ids = ["d-1", "d-2", "d-3"]
+        assert len(await first.read(ids)) == 3
+        waiting = asyncio.create_task(second.read(ids))
         lock = readers_lock(broker)
         await eventually(lambda: lock._waiters, what="the second reader waits its turn")
         await first.release()

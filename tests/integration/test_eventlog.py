@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -123,3 +125,75 @@ async def wait_status(database: Database, event_id: str, status: str) -> None:
     async with asyncio.timeout(10):
         while (found := await database.events.get(event_id)) is None or (found[0].status != status):
             await poll_interval()
+
+
+# The attributes a replay from the log must keep: all of them. `receivedat` and
+# `authsource` are the receiver's extensions; the others a sender's. The subject is longer
+# than its column (the log cuts it there): the rebuilt event has it whole.
+ORIGINAL = {
+    "specversion": "1.0", "id": "log-4", "source": "leanix:ws-prod",
+    "type": "leanix.factsheet.updated", "subject": "fs-" + "9" * 250,
+    "time": "2024-01-01T00:00:00Z", "datacontenttype": "application/json",
+    "receivedat": "2024-01-01T00:00:01.250Z", "authsource": "leanix/bearer",
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "workspace": "ws-prod", "data": {"factSheet": {"id": "fs-9", "name": "Payroll"}},
+}  # fmt: skip
+
+
+async def test_a_replay_from_the_log_rebuilds_the_cloudevent_attribute_for_attribute(
+    settings: Settings, broker: Broker, inspector: Inspector, database: Database
+) -> None:
+    """A handled event (no longer in any queue) replayed from the log is the original in
+    every CloudEvent attribute and in its data; only the message headers change (our
+    bookkeeping goes, `x-bridge-replayed-at` comes)."""
+    registry = Registry()
+
+    @registry.handler("leanix.#", name="steady")
+    async def steady(event: CloudEvent, context: Context) -> None:
+        pass
+
+    consumer = Consumer(settings, broker, registry, database=database)
+    await consumer.start()
+    await broker.publish(orjson.dumps(ORIGINAL), routing_key=ORIGINAL["type"],  # type: ignore[arg-type]
+                         message_id="log-4", timeout_s=5)  # fmt: skip
+    await wait_status(database, "log-4", "handled")
+    await consumer.stop(5)
+    found = await database.events.get("log-4")
+    assert found is not None and found[0].subject != ORIGINAL["subject"]  # cut in its column
+
+    assert await replay.replay(broker, database, [found[0]], "ops") == (["log-4"], [])
+    message = await inspector.get(settings.amqp.queue)
+    assert orjson.loads(message.body) == ORIGINAL
+    assert message.message_id == "log-4" and message.routing_key == ORIGINAL["type"]
+    assert message.headers is not None and "x-bridge-replayed-at" in message.headers
+
+
+async def test_latency_runs_from_the_receivers_accept_to_the_worker_handling_it(
+    settings: Settings, broker: Broker, inspector: Inspector, database: Database
+) -> None:
+    """The receiver stamps `receivedat` when it accepts an event: an event accepted 30 s
+    before a worker handles it (it waited in the queue) counts 30 s, not the worker's
+    few milliseconds."""
+    registry = Registry()
+
+    @registry.handler("leanix.#", name="quick")
+    async def quick(event: CloudEvent, context: Context) -> None:
+        pass
+
+    accepted = time.time() - 30
+    stamp = datetime.fromtimestamp(accepted, UTC).isoformat(timespec="milliseconds")
+    body = {**ORIGINAL, "id": "log-5", "receivedat": stamp.replace("+00:00", "Z")}
+    consumer = Consumer(settings, broker, registry, database=database)
+    await consumer.start()
+    await broker.publish(orjson.dumps(body), routing_key=ORIGINAL["type"],  # type: ignore[arg-type]
+                         message_id="log-5", timeout_s=5)  # fmt: skip
+    await wait_status(database, "log-5", "handled")
+    await consumer.stop(5)
+    found = await database.events.get("log-5")
+    assert found is not None
+    head = found[0]
+    assert head.accepted_at == pytest.approx(accepted, abs=0.001)
+    assert head.updated_at - head.received_at < 10  # what the worker alone saw
+    latency = await database.events.latency(since=accepted - 1)
+    assert latency.count == 1 and latency.p50_s is not None
+    assert 30 <= latency.p50_s < 40 and latency.p99_s == latency.p50_s

@@ -3,11 +3,16 @@ events per minute, latency percentiles, runs per vendor by outcome; a replay's n
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
+import sqlalchemy as sa
 
 from service.runs import RunState
 from service.store import Database
 from service.store.eventlog import Attempt, EventQuery, LoggedEvent, MinuteCount
+from service.store.migrations import MIGRATIONS, migrate
+from service.store.schema import schema_migrations
 
 MINUTE = 60_000.0  # a whole minute, in unix seconds
 
@@ -93,3 +98,35 @@ async def test_a_replay_is_noted_and_the_next_delivery_lands(database: Database)
     await database.events.record(again, [Attempt("h", 1, "ok", None, 90_001.0, 1.0)], None)
     found = await database.events.get("e-1")
     assert found is not None and found[0].status == "handled"
+
+
+async def test_latency_counts_from_the_receivers_accept(database: Database) -> None:
+    """An event the receiver accepted 9 s before a worker first logged it took 10 s, not
+    the worker's 1 s; a receiver's clock a little ahead counts as 0, never negative."""
+    waited = dataclasses.replace(event(0), accepted_at=MINUTE - 9.0)
+    ahead = dataclasses.replace(event(1), accepted_at=MINUTE + 20 + 5.0)
+    for logged in (waited, ahead):
+        await database.events.record(logged, [], None)
+    latency = await database.events.latency(since=0.0)
+    assert (latency.count, latency.p50_s, latency.p99_s) == (2, 0.0, 10.0)
+    found = await database.events.get("e-0")
+    assert found is not None and found[0].accepted_at == MINUTE - 9.0
+
+
+async def test_the_attribute_columns_are_added_to_a_store_made_before_them(
+    database: Database,
+) -> None:
+    await database.events.record(event(0), [], None)
+    version = next(m.version for m in MIGRATIONS if m.name == "event attributes")
+    async with database.engine.begin() as connection:
+        for column in ("attributes", "accepted_at"):
+            await connection.execute(sa.text(f"ALTER TABLE events DROP COLUMN {column}"))
+        forget = schema_migrations.delete().where(schema_migrations.c.version == version)
+        await connection.execute(forget)
+    assert await migrate(database.engine) == [version]
+    old = await database.events.get("e-0")
+    assert old is not None and (old[0].attributes, old[0].accepted_at) == (None, None)
+    kept = dataclasses.replace(event(1), attributes={"specversion": "1.0", "x": "y"})
+    await database.events.record(kept, [], None)
+    found = await database.events.get("e-1")
+    assert found is not None and found[0].attributes == {"specversion": "1.0", "x": "y"}

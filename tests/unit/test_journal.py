@@ -12,7 +12,7 @@ from service.cloudevent import CloudEvent
 from service.settings import EventLogSettings
 from service.store.eventlog import Attempt, LoggedEvent
 from service.store.outages import unreachable
-from service.worker.journal import Entry, Journal, Ran
+from service.worker.journal import MAX_ATTRIBUTES_BYTES, Entry, Journal, Ran, accepted_at
 from service.worker.policy import Failure
 from tests.waiting import eventually
 
@@ -104,3 +104,28 @@ async def test_no_store_or_a_disabled_log_writes_nothing() -> None:
     off = Journal(Store(events), EventLogSettings(enabled=False))  # type: ignore[arg-type]
     await off.write(Entry(EVENT, 10, 1), {})
     assert events.tries == 0
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2024-01-01T00:00:01.250Z", 1704067201.25),
+        ("2024-01-01T01:00:01.250+01:00", 1704067201.25),
+        ("2024-01-01T00:00:01.250", 1704067201.25),  # no offset: UTC, as the receiver writes
+        ("yesterday", None),
+        (17, None),
+    ],
+)
+def test_the_receivers_accept_time_is_read_from_receivedat(stamp: object, expected: object) -> None:
+    event = CloudEvent("e-1", "src", "a.b", "t", extensions={"receivedat": stamp})  # type: ignore[dict-item]
+    assert accepted_at(event) == expected
+    assert accepted_at(EVENT) is None
+
+
+def test_a_delivery_keeps_the_attributes_to_rebuild_the_event_from() -> None:
+    event = CloudEvent("e-1", "src", "a.b", "t", "fs-1", {"n": 1}, {"traceparent": "00-x"})
+    head, _, _ = Journal(None, EventLogSettings())._rows(Entry(event, 10, 1), {})
+    assert head.attributes == event.attributes()
+    huge = CloudEvent("e-2", "src", "a.b", "t", extensions={"x": "y" * MAX_ATTRIBUTES_BYTES})
+    head, _, _ = Journal(None, EventLogSettings())._rows(Entry(huge, 10, 1), {})
+    assert head.attributes is None
