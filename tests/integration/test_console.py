@@ -539,8 +539,17 @@ async def seed_story(db: Database, count: int) -> None:
         "factSheet": {"id": "fs-big", "name": "Payroll", "type": "Application"},
         "fields": [{"name": f"field {n}", "value": "x" * 40} for n in range(600)],
     }
+    attributes = {
+        "specversion": "1.0",
+        "id": "e-big",
+        "source": "leanix:ws",
+        "type": "leanix.factsheet.updated",
+        "subject": "fs-big",
+        "workspace": "ws-prod",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    }
     head = LoggedEvent("e-big", "leanix.factsheet.updated", "leanix:ws", "fs-big", None, now - 5,
-                       now - 4, "handled", 2, None)  # fmt: skip
+                       now - 4, "handled", 2, None, attributes=attributes)  # fmt: skip
     tries = [Attempt("automation", 1, "retry", "VendorUnavailable: 503", now - 5, 30.0),
              Attempt("automation", 2, "ok", None, now - 4, 25.0)]  # fmt: skip
     await db.events.record(head, tries, orjson.dumps(big))
@@ -602,6 +611,8 @@ async def test_find_understand_act_and_see(
     await page.wait_text("event-title", "e-big")
     await page.wait_rows("event-attempts", ["automation", "automation"])
     assert "Payroll (Application)" in await page.text("event-fact-sheet")
+    shown = await page.text("event-attributes")  # extensions too, as received
+    assert "workspacews-prod" in shown and "traceparent00-4bf92f35" in shown, shown
     runs = await page.rows("event-runs")
     assert runs[0][:4] == ["uipath", "job-42", "succeeded", "Successful"]
     assert runs[0][4].startswith("written back 20")
