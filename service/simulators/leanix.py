@@ -292,6 +292,8 @@ class LeanixSimulator(Simulator):
         """The user of a valid, unexpired bearer token, else None."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         issued = self.issued.get(token.strip()) if scheme.lower() == "bearer" else None
+        if issued is None:  # never handed out here (e.g. another workspace's): counted
+            self.requests["unknown_bearer"] += 1
         if issued is None or self.clock() >= issued.expires_at:
             return None
         return issued.user_id
