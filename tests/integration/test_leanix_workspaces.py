@@ -210,3 +210,40 @@ async def test_reconcile_of_an_unknown_workspace_names_the_known_ones(
     with pytest.raises(Exception, match="production, sandbox") as raised:
         await reconcile.run_command(two(), datetime.now(UTC), False, workspace="staging")
     assert "--workspace" in str(raised.value)
+
+
+async def test_a_pulled_event_naming_another_workspace_is_refused_and_passed(
+    sims: tuple[LeanixSimulator, LeanixSimulator],
+    two: Callable[..., Settings],
+    bus: Broker,
+    db: Database,
+    inspector: Inspector,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The sandbox's subscription delivering an event that claims to be production's: as a
+    PUSH with the sandbox's Authorization value would get a 401, it is not published (and
+    does not hold the cursor back)."""
+    _, sandbox = sims
+    configured = two("PULL")
+    await run(configured, "apply", capsys)
+    (sandbox_id,) = sandbox.subscription_api.items
+    fact_sheet = sandbox.add_fact_sheet("Application", "CRM (sandbox)")
+    forged = sandbox.event(fact_sheet) | {"workspaceId": PROD_ID}
+    sandbox.pull.append(forged)
+    genuine = sandbox.pull_event(fact_sheet)
+    await inspector.observe()
+    async with aiohttp.ClientSession() as session:
+        pullers = pulling.build(configured, session, bus, db)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(p.run(stop)) for p in pullers]
+        try:
+            event = decode((await inspector.next_event()).body)
+            feed = sandbox.pull.feeds[sandbox_id]
+            await eventually(lambda: feed.cursor == 2, 10, "the cursor passed both")
+        finally:
+            stop.set()
+            async with asyncio.timeout(10):
+                await asyncio.gather(*tasks)
+    assert event.source == f"leanix:{SANDBOX_ID}"
+    assert event.data["id"] == genuine["id"]  # type: ignore[index]
+    assert inspector.observed.empty()  # the forged one was never published
