@@ -3,7 +3,7 @@
 python -m service [all]     receiver and worker in one process (the default)
 python -m service receiver  the HTTP receiver only
 python -m service worker    the worker only
-python -m service pull      fetch the LeanIX PULL subscription's events onto the bus
+python -m service pull      fetch each workspace's LeanIX PULL subscription's events onto the bus
 python -m service tail [PATTERN]
                             print the CloudEvents passing on the bus
 python -m service dead-letters list|show|replay [--id ID] [--type PATTERN] [--since 2h] ...
@@ -15,10 +15,10 @@ python -m service demo      the whole loop, once per platform, against the simul
 python -m service subscriptions plan|apply [--rewrite-secrets]
                             make the webhook subscriptions of LeanIX and the platforms
                             match the configuration (plan changes nothing)
-python -m service reconcile [--since 24h] [--apply]
+python -m service reconcile [--since 24h] [--apply] [--workspace NAME]
                             publish leanix.factsheet.reconciled for Fact Sheets the rules
                             would act on whose change has no recorded run (dry run unless
-                            --apply)
+                            --apply), in each workspace or the one named
 python -m service settings defaults
                             print config/default.toml: every setting, its default and variable
 """
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     reconcile = commands.add_parser("reconcile", help="publish what lost webhooks missed")
     reconcile.add_argument("--since", default="24h", help="changed since: 30m, 2h, 1d or ISO time")
     reconcile.add_argument("--apply", action="store_true", help="publish (default: dry run)")
+    reconcile.add_argument("--workspace", help="only this workspace (its name or id)")
     defaults = commands.add_parser("settings", help="print every setting with its default")
     defaults.add_argument("action", choices=["defaults"])
     keys = commands.add_parser("keys", help="create, list or revoke admin API keys")
@@ -155,7 +156,7 @@ def _reconcile(loaded: settings.Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--since: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(run_command(loaded, since, args.apply))
+    return asyncio.run(run_command(loaded, since, args.apply, args.workspace))
 
 
 COMMANDS: dict[str, Callable[[settings.Settings, argparse.Namespace], int]] = {

@@ -48,6 +48,16 @@ vendor_seconds = Histogram(
 queue_depth = Gauge(
     "bridge_queue_depth", "Messages ready in a queue", ["queue"], multiprocess_mode="mostrecent"
 )
+reconcile_runs = Counter(
+    "bridge_reconcile_runs_total",
+    "Scheduled reconciliations this replica ran (it held the lease), by outcome (ok, failed)",
+    ["outcome"],
+)
+reconciled_events = Counter(
+    "bridge_reconciled_events_total",
+    "leanix.factsheet.reconciled events published by scheduled reconciliations",
+    ["workspace"],
+)
 runs_in_flight = Gauge(
     "bridge_runs_in_flight",
     "Automation runs started and not finished",

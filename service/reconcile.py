@@ -11,6 +11,11 @@
             the broker's confirm like a webhook; its data is the Fact Sheet in the webhook's
             snapshot shape, so the rules decide as for any event
 
+Each workspace is reconciled through its own client (its token, its URL; `--workspace`
+picks one), and its events carry it in `source` (leanix:<workspaceId>) as its pushed ones
+do; rules scoped with `when.workspace` act on their workspace's Fact Sheets only. The
+worker may run this on a schedule (service/reconciliation.py).
+
 The event id is derived from the Fact Sheet's id and rev: reconciling the same change
 twice gives the same id, which the worker handles once. A dry run (the default) publishes
 nothing and prints what it would publish.
@@ -24,13 +29,14 @@ not fire on a reconciled event.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
+from service import workspaces
 from service.automation.factsheet import flatten
 from service.automation.rules import Rule
 from service.automation.rules import load as load_rules
@@ -38,11 +44,12 @@ from service.bus.broker import Broker
 from service.bus.topics import topic_matches
 from service.clients.leanix import LeanixClient
 from service.cloudevent import CloudEvent, encode, event_id
-from service.errors import ConfigError
+from service.errors import ConfigError, VendorRejected, VendorUnavailable
 from service.resources import leanix_pace
 from service.settings import Settings
 from service.store.database import Database
 from service.store.runs import RunStore
+from service.workspaces import Workspace
 
 EVENT_TYPE = "leanix.factsheet.reconciled"
 PAGE_SIZE = 100
@@ -123,14 +130,20 @@ def changed_at(node: Mapping[str, Any]) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def acting(rules: Sequence[Rule], sheet: Mapping[str, Any]) -> tuple[str, ...]:
-    """The rules whose conditions hold for a snapshot (custom fields aside)."""
+def acting(
+    rules: Sequence[Rule], sheet: Mapping[str, Any], workspace: Collection[str] = ()
+) -> tuple[str, ...]:
+    """The rules whose conditions hold for a snapshot (custom fields aside), in the
+    workspace called `workspace` (its name and id)."""
     flat = flatten(sheet)
-    return tuple(rule.name for rule in rules if rule.matches(EVENT_TYPE, flat))
+    return tuple(rule.name for rule in rules if rule.matches(EVENT_TYPE, flat, workspace))
 
 
 async def candidates(
-    client: LeanixClient, rules: Sequence[Rule], since: datetime
+    client: LeanixClient,
+    rules: Sequence[Rule],
+    since: datetime,
+    workspace: Collection[str] = (),
 ) -> AsyncIterator[Candidate]:
     """The Fact Sheets changed since `since` that a rule would act on."""
     async for node in fact_sheets(client, fact_sheet_filter(rules)):
@@ -138,7 +151,7 @@ async def candidates(
         if when is None or when < since:
             continue
         sheet = snapshot(node)
-        names = acting(rules, sheet)
+        names = acting(rules, sheet, workspace)
         if names:
             yield Candidate(sheet, when, names)
 
@@ -170,6 +183,8 @@ def cloud_event(candidate: Candidate, workspace: str | None) -> CloudEvent:
 class Outcome:
     published: list[CloudEvent]
     skipped: int  # changed, but a run was recorded
+    workspace: str = workspaces.DEFAULT  # the name of the workspace reconciled
+    failed: str = field(default="")  # why this workspace could not be reconciled
 
 
 async def reconcile(
@@ -179,15 +194,18 @@ async def reconcile(
     rules: Sequence[Rule],
     since: datetime,
     publish_timeout_s: float = 5.0,
+    workspace: Workspace | None = None,
 ) -> Outcome:
-    """Find what was missed; publish it unless `broker` is None (a dry run)."""
-    outcome = Outcome([], 0)
-    workspace = await _workspace(client)
-    async for candidate in candidates(client, rules, since):
+    """Find what was missed in the client's workspace (configured as `workspace`, if
+    given); publish it unless `broker` is None (a dry run)."""
+    outcome = Outcome([], 0, workspace.name if workspace else workspaces.DEFAULT)
+    workspace_id = (workspace.id if workspace else None) or await _workspace(client)
+    called = {*(workspace.names() if workspace else ()), *([workspace_id] if workspace_id else [])}
+    async for candidate in candidates(client, rules, since, called):
         if await handled(runs, candidate):
             outcome.skipped += 1
             continue
-        event = cloud_event(candidate, workspace)
+        event = cloud_event(candidate, workspace_id)
         if broker is not None:
             await broker.publish(
                 encode(event),
@@ -205,13 +223,49 @@ async def _workspace(client: LeanixClient) -> str | None:
     return client.workspace_id
 
 
-async def run_command(settings: Settings, since: datetime, publish: bool) -> int:
-    """Reconcile; print what was (or would be) published."""
+async def reconcile_each(
+    clients: Sequence[tuple[Workspace, LeanixClient]],
+    runs: RunStore,
+    broker: Broker | None,
+    rules: Sequence[Rule],
+    since: datetime,
+    publish_timeout_s: float = 5.0,
+) -> list[Outcome]:
+    """Reconcile each workspace through its own client; one that fails (LeanIX down, its
+    token refused) is reported and the others are still reconciled."""
+    outcomes = []
+    for workspace, client in clients:
+        try:
+            outcome = await reconcile(
+                client, runs, broker, rules, since, publish_timeout_s, workspace
+            )
+        except (VendorUnavailable, VendorRejected) as exc:
+            outcome = Outcome([], 0, workspace.name, failed=str(exc)[:300])
+        outcomes.append(outcome)
+    return outcomes
+
+
+def chosen(settings: Settings, name: str | None) -> tuple[Workspace, ...]:
+    """The workspaces to reconcile (every one with a token, or the one named); ConfigError
+    naming the key otherwise."""
+    try:
+        named = workspaces.named(settings, name)
+    except ValueError as exc:
+        raise ConfigError("--workspace", str(exc)) from None
+    with_token = tuple(w for w in named if w.api.api_token)
+    if not with_token:
+        key = "leanix.workspaces" if settings.leanix.workspaces else "clients.leanix.api_token"
+        raise ConfigError(key, "reconcile reads LeanIX: set $LEANIX_API_TOKEN")
+    return with_token
+
+
+async def run_command(
+    settings: Settings, since: datetime, publish: bool, workspace: str | None = None
+) -> int:
+    """Reconcile each workspace (or the one named); print what was (or would be)
+    published. 0, or 1 when a workspace could not be reconciled."""
     rules = listening(load_rules(settings.rules))
-    if not settings.clients.leanix.api_token:
-        raise ConfigError(
-            "clients.leanix.api_token", "reconcile reads LeanIX: set $LEANIX_API_TOKEN"
-        )
+    targets = chosen(settings, workspace)
     if not rules:
         print(f"no rule listens to {EVENT_TYPE}: add it (or leanix.factsheet.*) to a rule's `on`")
         return 0
@@ -223,20 +277,25 @@ async def run_command(settings: Settings, since: datetime, publish: bool) -> int
             await broker.start()
             await broker.wait_ready(settings.http.publish_timeout_s * 2)
         async with aiohttp.ClientSession() as session:
-            api = settings.clients.leanix
-            client = LeanixClient(session, api, limiter=leanix_pace(api, database))
-            outcome = await reconcile(
-                client, database.runs, broker, rules, since, settings.http.publish_timeout_s
-            )
+            clients = [
+                (w, LeanixClient(session, w.api, limiter=leanix_pace(w.api, database)))
+                for w in targets
+            ]
+            timeout_s = settings.http.publish_timeout_s
+            outcomes = await reconcile_each(clients, database.runs, broker, rules, since, timeout_s)
     finally:
         if broker is not None:
             await broker.close()
         await database.close()
-    sys.stdout.write(render(outcome, since, publish))
-    return 0
+    grouped = bool(settings.leanix.workspaces)
+    sys.stdout.write("".join(render(o, since, publish, grouped) for o in outcomes))
+    return 1 if any(o.failed for o in outcomes) else 0
 
 
-def render(outcome: Outcome, since: datetime, published: bool) -> str:
+def render(outcome: Outcome, since: datetime, published: bool, grouped: bool = False) -> str:
+    heading = [f"[workspace {outcome.workspace}]"] if grouped else []
+    if outcome.failed:
+        return "\n".join([*heading, f"not reconciled: {outcome.failed}"]) + "\n"
     verb = "published" if published else "would publish"
     lines = [
         f"{verb} {EVENT_TYPE} id={e.id} fact_sheet={e.subject} "
@@ -250,4 +309,4 @@ def render(outcome: Outcome, since: datetime, published: bool) -> str:
     )
     if not published and outcome.published:
         summary += ": run again with --apply to publish"
-    return "\n".join([*lines, summary]) + "\n"
+    return "\n".join([*heading, *lines, summary]) + "\n"

@@ -25,7 +25,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from service import logs, metrics, processes, workspaces
+from service import logs, metrics, processes, reconciliation, workspaces
 from service.automation import handlers as automation
 from service.automation.rules import VENDORS, check_clients, check_workspaces
 from service.automation.rules import load as load_rules
@@ -49,7 +49,7 @@ __all__ = ["MODES", "main", "run", "serve", "serve_forked"]
 
 def main(settings: Settings, mode: str = "all") -> int:
     """Serve `mode` until stopped, from `http.processes` receiver processes; the exit code."""
-    if mode == "pull" or (mode == "all" and settings.leanix_pull.enabled):
+    if mode == "pull" or (mode == "all" and pulling.wanted(settings)):
         pulling.require(settings)  # before anything is opened
     count = settings.http.process_count if mode in ("all", "receiver") else 1
     if count == 1:
@@ -167,10 +167,10 @@ async def _start(
         return [_in_background(opening, "store.open_failed", stack, stop)]
     if not await open_store(database, app[STARTUP], stop, retry_s):
         return []  # stopped while waiting
-    if mode == "pull" or (mode == "all" and settings.leanix_pull.enabled):
-        pulling = await _start_puller(settings, broker, database, stack, stop)
+    if mode == "pull" or (mode == "all" and pulling.wanted(settings)):
+        pullers = await _start_pullers(settings, broker, database, stack, stop)
         if mode == "pull":
-            return [pulling]
+            return pullers
     starting = await _start_worker(settings, broker, database, rules, registry, stack, stop)
     app[REFRESH].append(runs_in_flight(database))
     return [starting]
@@ -206,33 +206,41 @@ async def _start_worker(
     stack.push_async_callback(_stop_consumer, consumer, starting, settings.http.shutdown_grace_s)
     if settings.eventlog.enabled:
         await _start_background(partial(prune_forever, database, settings.eventlog), stack)
+    scheduled = reconciliation.schedule(resources)
+    if scheduled is not None:  # stopped before the consumer drains
+        await _start_background(scheduled.run, stack)
+        log.info("reconcile.scheduled", every_s=scheduled.interval_s, margin_s=scheduled.margin_s)
     log.info("worker.rules", count=len(rules), vendors=sorted(resources.runners))
     return starting
 
 
-async def _start_puller(
+async def _start_pullers(
     settings: Settings,
     broker: Broker,
     database: Database,
     stack: AsyncExitStack,
     stop: asyncio.Event,
-) -> asyncio.Task[None]:
-    """Pull the LeanIX PULL subscription onto the bus until shutdown (service/pull/)."""
+) -> list[asyncio.Task[None]]:
+    """Pull each workspace's LeanIX PULL subscription onto the bus until shutdown
+    (service/pull/): one puller, under its own lease, per workspace."""
     session = aiohttp.ClientSession(raise_for_status=False)
     stack.push_async_callback(session.close)
-    puller = pulling.build(settings, session, broker, database)
     halt = asyncio.Event()
-    task = asyncio.create_task(puller.run(halt))
-    task.add_done_callback(lambda done: _fail_on_error(done, stop, "pull.stopped"))
+    tasks = []
+    for puller in pulling.build(settings, session, broker, database):
+        task = asyncio.create_task(puller.run(halt))
+        task.add_done_callback(lambda done: _fail_on_error(done, stop, "pull.stopped"))
+        tasks.append(task)
+        log.info("pull.started", workspace=puller.subscription.workspace, lease=puller.lease)
 
     async def stop_pulling() -> None:  # a batch cut short is fetched again: nothing lost
         halt.set()
-        await asyncio.wait([task], timeout=settings.http.shutdown_grace_s)
-        await _cancel(task)
+        await asyncio.wait(tasks, timeout=settings.http.shutdown_grace_s)
+        for task in tasks:
+            await _cancel(task)
 
     stack.push_async_callback(stop_pulling)
-    log.info("pull.started", subscription=settings.leanix_pull.subscription_id)
-    return task
+    return tasks
 
 
 def _in_background(

@@ -221,6 +221,11 @@ class LeanixWorkspace:
         secret=True,
     )
     ignore_user_ids: tuple[str, ...] = ()
+    pull_subscription_id: str = setting(
+        "",
+        "PULL: this workspace's subscription id, overriding the lookup of the subscription "
+        "named subscriptions.leanix_identifier (as leanix_pull.subscription_id does for one)",
+    )
 
 
 @dataclass(frozen=True)
@@ -267,8 +272,10 @@ else:  # ask a platform for its own: registry.platform(name).client_settings(cli
 class PullSettings:
     subscription_id: str = setting(
         "",
-        "a LeanIX webhook subscription with deliveryType PULL; set, `all` mode pulls it too "
-        "(`python -m service pull` pulls only). Uses clients.leanix for the API token.",
+        "Optional override: the id of the LeanIX PULL subscription to pull. Empty: with "
+        "subscriptions.leanix_delivery = PULL, each workspace's puller finds the subscription "
+        "`subscriptions apply` made by its identifier (subscriptions.leanix_identifier). "
+        "Either way `all` mode pulls too (`python -m service pull` pulls only).",
         env="LEANIX_PULL_SUBSCRIPTION_ID",
     )
     timeout_s: int = setting(10, "long-poll: LeanIX holds a fetch open up to this for events")
@@ -340,6 +347,38 @@ class SubscriptionsSettings:
 
 
 @dataclass(frozen=True)
+class ReconcileSettings:
+    interval: str = setting(
+        "",
+        "Reconcile on a schedule in the worker (`all` or `worker` mode) this often, e.g. 15m "
+        "or 1h (as `reconcile --apply`, every workspace); one replica at a time, under a "
+        "lease in the store. Empty: never (run `python -m service reconcile` yourself).",
+        env="RECONCILE_INTERVAL",
+    )
+    margin: str = setting(
+        "5m", "each scheduled run looks back interval + margin, so no change falls between runs"
+    )
+
+    @property
+    def interval_s(self) -> float | None:
+        return duration_s(self.interval) if self.interval.strip() else None
+
+    @property
+    def margin_s(self) -> float:
+        return duration_s(self.margin) or 0.0
+
+
+_DURATION = re.compile(r"^([0-9]{1,9}(?:\.[0-9]{1,6})?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_s(value: str) -> float | None:
+    """`90s`, `15m`, `2h`, `1d` in seconds; None if it is no such duration."""
+    match = _DURATION.match(value.strip())
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else None
+
+
+@dataclass(frozen=True)
 class EventLogSettings:
     enabled: bool = True
     retention_days: float = setting(30.0, "events last updated longer ago are deleted")
@@ -389,6 +428,10 @@ class Settings:
     subscriptions: SubscriptionsSettings = setting(
         SubscriptionsSettings(),
         "Webhook subscriptions made to match by `python -m service subscriptions apply`.",
+    )
+    reconcile: ReconcileSettings = setting(
+        ReconcileSettings(),
+        "Reconciliation: Fact Sheets changed without a recorded run, published again.",
     )
     store: StoreSettings = setting(
         StoreSettings(), "Where started runs and handled events are recorded."
@@ -519,6 +562,7 @@ def _validate(s: Settings) -> None:
     _require(0 <= s.http.processes <= 64, "http.processes", "must be between 0 and 64")
     _validate_http_bounds(s.http)
     _validate_pull(s.leanix_pull)
+    _validate_reconcile(s.reconcile)
     _require(bool(s.amqp.urls), "amqp.url", "names no broker: amqp://user:password@host:5672/")
     for url in s.amqp.urls:
         _check_amqp_url(url)
@@ -585,6 +629,12 @@ def _validate_pull(pull: PullSettings) -> None:
     _require(pull.retry_s > 0, "leanix_pull.retry_s", "must be positive")
 
 
+def _validate_reconcile(r: ReconcileSettings) -> None:
+    durations = "a duration: 90s, 15m, 2h or 1d"
+    _require(not r.interval.strip() or bool(r.interval_s), "reconcile.interval", durations)
+    _require(duration_s(r.margin) is not None, "reconcile.margin", durations)
+
+
 def _validate_credentials(sources: SourcesSettings) -> None:
     """An empty or blank credential would let a request without one in: refuse to start.
     (Each platform checks its own source's, in its `tables.validate`.)"""
@@ -610,6 +660,12 @@ def _validate_workspaces(s: Settings) -> None:
         "leanix.workspaces",
         "set either [[leanix.workspaces]] or clients.leanix.api_token / "
         "sources.leanix.authorization, not both: move those into a workspace entry",
+    )
+    _require(
+        not s.leanix_pull.subscription_id,
+        "leanix_pull.subscription_id",
+        "one id for several workspaces: set each workspace's pull_subscription_id instead "
+        "(or neither: each puller finds its workspace's subscription by its identifier)",
     )
     seen: set[str] = set()  # names, ids and Authorization values: each names one workspace
     for n, ws in enumerate(s.leanix.workspaces, 1):

@@ -19,7 +19,7 @@ mismatch is reported with what to do instead.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -40,6 +40,10 @@ class Wanted:
     secret_hint: str = ""  # what to do when a generated secret differs
     skipped: str = ""  # why this one is not managed (nothing is read or written)
     target: Mapping[str, Any] = field(default_factory=dict)  # where it lives, for its platform
+    group: str = ""  # printed under this heading (a LeanIX workspace); "" with the platforms
+    # Facts worth knowing beside the difference (e.g. the id a puller will use), given what
+    # the platform has; printed as "= ..." lines, never compared.
+    notes: Callable[[Found | None], Sequence[str]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,11 @@ def compare(wanted: Wanted, found: Found | None, rewrite_secrets: bool = False) 
     """What it takes to make `found` match `wanted`."""
     if wanted.skipped:
         return Change(wanted, found, Action.SKIP, (wanted.skipped,))
+    notes = tuple(f"= {note}" for note in (wanted.notes(found) if wanted.notes else ()))
     if found is None:
         lines = [f"+ {name}: {_shown(value)}" for name, value in wanted.fields.items()]
         lines += [_new_secret(wanted, name) for name in wanted.secrets]
-        return Change(wanted, None, Action.CREATE, tuple(lines))
+        return Change(wanted, None, Action.CREATE, (*lines, *notes))
     lines = [
         f"~ {name}: {_shown(found.fields.get(name))} -> {_shown(value)}"
         for name, value in wanted.fields.items()
@@ -107,7 +112,7 @@ def compare(wanted: Wanted, found: Found | None, rewrite_secrets: bool = False) 
     action = Action.UPDATE if lines or secret_update else Action.NONE
     if lines and not wanted.secret_settable:  # replaced: the platform generates a new secret
         secret_lines = [_new_secret(wanted, name) for name in wanted.secrets]
-    return Change(wanted, found, action, (*lines, *secret_lines))
+    return Change(wanted, found, action, (*lines, *secret_lines, *notes))
 
 
 def _new_secret(wanted: Wanted, name: str) -> str:
@@ -174,7 +179,12 @@ async def apply(apis: Sequence[WebhookApi], rewrite_secrets: bool = False) -> li
 def render(changes: Sequence[Change], applied: bool) -> str:
     """The plan or the outcome of apply, for a terminal."""
     out: list[str] = []
+    grouped = any(change.wanted.group for change in changes)
+    heading: str | None = None
     for change in changes:
+        if grouped and change.wanted.group != heading:
+            heading = change.wanted.group
+            out.append(f"[workspace {heading}]" if heading else "[platforms]")
         verb = change.action.value
         if applied:
             verb = {Action.CREATE: "created", Action.UPDATE: "updated"}.get(change.action, verb)

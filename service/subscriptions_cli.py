@@ -1,8 +1,10 @@
 """`python -m service subscriptions plan|apply`: the platforms' webhook subscriptions.
 
-Builds one WebhookApi per platform that has one and is configured (LeanIX when its API
-token is set; a platform when its run client is, through the registry), hands them to
-service.subscriptions, prints the outcome. Never prints a secret.
+Builds one WebhookApi per LeanIX workspace with an API token (each through its own client:
+its token never goes to another workspace's URL; with several workspaces the output is
+grouped under each one's name) and per platform that has one and is configured (when its
+run client is, through the registry), hands them to service.subscriptions, prints the
+outcome. Never prints a secret.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
+from service import workspaces
 from service.automation.rules import Rule
 from service.automation.rules import load as load_rules
 from service.clients.leanix import LeanixClient
@@ -27,10 +30,12 @@ def apis(
 ) -> list[WebhookApi]:
     """The subscription API of LeanIX and of every configured platform that has one."""
     found: list[WebhookApi] = []
-    if settings.clients.leanix.api_token:
-        client = LeanixClient(session, settings.clients.leanix)
-        patterns = [pattern for rule in rules for pattern in rule.patterns]
-        found.append(LeanixSubscriptions(client, settings, patterns))
+    grouped = bool(settings.leanix.workspaces)
+    for workspace in workspaces.configured(settings):
+        if workspace.api.api_token:
+            client = LeanixClient(session, workspace.api)
+            patterns = _patterns(rules, workspace)
+            found.append(LeanixSubscriptions(client, settings, patterns, workspace, grouped))
     for platform in registry.PLATFORMS:
         client_settings = platform.client_settings(settings.clients)
         if platform.webhooks is None or platform.running.client(session, client_settings) is None:
@@ -44,6 +49,17 @@ def apis(
         )
         found.append(platform.webhooks(session, subscriber))
     return found
+
+
+def _patterns(rules: Sequence[Rule], workspace: workspaces.Workspace) -> list[str]:
+    """The `on` patterns of the rules that may act on this workspace's events."""
+    names = workspace.names()
+    return [
+        pattern
+        for rule in rules
+        if not rule.when.workspaces or names & set(rule.when.workspaces)
+        for pattern in rule.patterns
+    ]
 
 
 async def run_command(settings: Settings, action: str, rewrite_secrets: bool = False) -> int:

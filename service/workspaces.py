@@ -1,8 +1,8 @@
 """Workspaces: the LeanIX workspaces one deployment serves, and which one an event is from.
 
     [[leanix.workspaces]] set  -> one Workspace per entry: its name, its workspaceId, its
-                                  API settings (token, base URL, technical users to ignore)
-                                  and its webhook Authorization values
+                                  API settings (token, base URL, technical users to ignore),
+                                  its webhook Authorization values and PULL subscription id
     not set                    -> one Workspace, "default", from [clients.leanix] and
                                   [sources.leanix], serving events of any workspace
 
@@ -30,6 +30,7 @@ class Workspace:
     id: str | None  # None: the single-workspace configuration, which takes any workspace
     api: LeanixApi  # this workspace's client settings
     authorization: tuple[str, ...] = field(default=(), repr=False)
+    pull_subscription_id: str = ""  # PULL: an override of the lookup by identifier
 
     @property
     def source(self) -> str | None:
@@ -45,7 +46,9 @@ def configured(settings: Settings) -> tuple[Workspace, ...]:
     """Every workspace served, from [[leanix.workspaces]] or the single-workspace keys."""
     api = settings.clients.leanix
     if not settings.leanix.workspaces:
-        return (Workspace(DEFAULT, None, api, settings.sources.leanix.authorization),)
+        authorization = settings.sources.leanix.authorization
+        override = settings.leanix_pull.subscription_id
+        return (Workspace(DEFAULT, None, api, authorization, override),)
     return tuple(
         Workspace(
             ws.name,
@@ -57,9 +60,22 @@ def configured(settings: Settings) -> tuple[Workspace, ...]:
                 ignore_user_ids=(*api.ignore_user_ids, *ws.ignore_user_ids),
             ),
             ws.authorization,
+            ws.pull_subscription_id,
         )
         for ws in settings.leanix.workspaces
     )
+
+
+def named(settings: Settings, name: str | None) -> tuple[Workspace, ...]:
+    """Every workspace served, or only the one called `name` (by name or id); ValueError
+    naming the known ones if none is."""
+    every = configured(settings)
+    if name is None:
+        return every
+    chosen = tuple(w for w in every if name in w.names())
+    if not chosen:
+        raise ValueError(f"no workspace {name!r}: {', '.join(w.name for w in every)}")
+    return chosen
 
 
 def id_of(source: str) -> str | None:

@@ -4,10 +4,14 @@
     POST /services/webhooks/v1/subscriptions                   create
     PUT  /services/webhooks/v1/subscriptions/{id}              full update (same body)
 
-PUSH: to `automation.callback_base_url` + /webhooks/leanix, with the first value of
-`sources.leanix.authorization` as its authorizationHeader. PULL: no target. The tag sets
-are the ones the rules listen to: ["pathfinder", <EVENT_TAG>] per LeanIX event type whose
-CloudEvent type (`FACT_SHEET_UPDATED` -> leanix.factsheet.updated) a rule's `on` matches.
+One per workspace, through that workspace's client (its token, its URL). PUSH: to
+`automation.callback_base_url` + /webhooks/leanix, with the first of the workspace's
+Authorization values (`sources.leanix.authorization`, or its [[leanix.workspaces]] entry's)
+as its authorizationHeader. PULL: no target; the plan tells which id the puller will use
+(this subscription's, found by its identifier, unless an id is configured as an override).
+The tag sets are the ones the rules listen to: ["pathfinder", <EVENT_TAG>] per LeanIX
+event type whose CloudEvent type (`FACT_SHEET_UPDATED` -> leanix.factsheet.updated) a
+rule's `on` matches.
 
 Unconfirmed and tolerated (../shared/reference/leanix.md 2.2-2.3): the HTTP status codes
 (any 2xx is taken); whether a read gives the authorizationHeader back (if it is missing or
@@ -19,11 +23,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from service import workspaces
 from service.bus.topics import topic_matches
 from service.clients.leanix import LeanixClient
 from service.errors import ConfigError, VendorUnavailable
 from service.settings import Settings
 from service.subscriptions import Found, Wanted
+from service.workspaces import Workspace
 
 PATH = "/services/webhooks/v1/subscriptions"
 WEBHOOK_PATH = "/webhooks/leanix"
@@ -65,19 +71,30 @@ def tag_sets(patterns: Sequence[str]) -> list[list[str]]:
 
 
 class LeanixSubscriptions:
-    """Our one LeanIX subscription, through the LeanIX client (its token and its pace)."""
+    """Our one LeanIX subscription of a workspace, through its LeanIX client (its token and
+    its pace); `grouped`: printed under the workspace's name (several are configured)."""
 
-    def __init__(self, client: LeanixClient, settings: Settings, patterns: Sequence[str]) -> None:
+    def __init__(
+        self,
+        client: LeanixClient,
+        settings: Settings,
+        patterns: Sequence[str],
+        workspace: Workspace | None = None,
+        grouped: bool = False,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.patterns = patterns  # the `on` patterns of every rule
+        self.workspace = workspace or workspaces.configured(settings)[0]
+        self.group = self.workspace.name if grouped else ""
 
     async def wanted(self) -> Sequence[Wanted]:
         wanted = self.settings.subscriptions
         tags = tag_sets(self.patterns)
         key = f'leanix subscription "{wanted.leanix_identifier}"'
         if not tags:
-            return [Wanted(key, {}, skipped="no rule's `on` matches a LeanIX event type")]
+            skipped = "no rule's `on` matches a LeanIX event type"
+            return [Wanted(key, {}, skipped=skipped, group=self.group)]
         fields: dict[str, Any] = {
             "identifier": wanted.leanix_identifier,
             "deliveryType": wanted.leanix_delivery,
@@ -87,9 +104,22 @@ class LeanixSubscriptions:
             "active": True,
         }
         if wanted.leanix_delivery == "PULL":
-            return [Wanted(key, fields)]
+            return [Wanted(key, fields, group=self.group, notes=self._pulled)]
         fields |= {"targetUrl": self._target_url(), "targetMethod": "POST"}
-        return [Wanted(key, fields, {"authorizationHeader": self._authorization()})]
+        secrets = {"authorizationHeader": self._authorization()}
+        return [Wanted(key, fields, secrets, group=self.group)]
+
+    def _pulled(self, found: Found | None) -> list[str]:
+        """Which subscription id the puller will pull."""
+        override = self.workspace.pull_subscription_id
+        if override:
+            notes = [f"pulled: subscription id {override} (configured, overriding the lookup)"]
+            if found is not None and found.id != override:
+                notes.append(f"! not this one ({found.id}): remove the override to pull it")
+            return notes
+        if found is None:
+            return ["pulled: the id LeanIX gives it, found by its identifier"]
+        return [f"pulled: subscription id {found.id} (found by its identifier)"]
 
     async def find(self, wanted: Wanted) -> Found | None:
         identifier = str(wanted.fields["identifier"])
@@ -117,10 +147,13 @@ class LeanixSubscriptions:
         return base + WEBHOOK_PATH
 
     def _authorization(self) -> str:
-        values = self.settings.sources.leanix.authorization
+        values = self.workspace.authorization
         if not values:
+            single = not self.settings.leanix.workspaces
             raise ConfigError(
-                "sources.leanix.authorization",
+                "sources.leanix.authorization"
+                if single
+                else f"leanix.workspaces ({self.workspace.name}).authorization",
                 "a PUSH subscription sends it to the service: set $LEANIX_WEBHOOK_AUTHORIZATION "
                 '(e.g. "Basic <base64 of user:password>")',
             )

@@ -1,5 +1,7 @@
-"""LeanIX Webhooks API, PULL side: fetch a subscription's next batch, commit its cursor.
+"""LeanIX Webhooks API, PULL side: find the subscription, fetch its next batch, commit its cursor.
 
+    find    GET /services/webhooks/v1/subscriptions?identifier=<identifier>: the id of the
+            PULL subscription `subscriptions apply` made under that identifier
     events  GET /services/webhooks/v1/subscriptions/{id}/events?autoCommit=false&timeout=N
             long-polls up to N seconds; answers {data: {events: [{cursor, event}],
             nextCursor}}, each `event` a JSON document serialised as a string
@@ -62,6 +64,12 @@ class LeanixWebhooks(HttpApi):
     def __repr__(self) -> str:
         return f"LeanixWebhooks(base_url={self.leanix.settings.base_url!r})"
 
+    async def find(self, identifier: str) -> str:
+        """The id of the PULL subscription named `identifier`; VendorRejected if there is
+        none (or it is a PUSH subscription)."""
+        response = await self._authorised("GET", self._base, params={"identifier": identifier})
+        return pull_subscription_id(response.json(), identifier)
+
     async def fetch(self, subscription_id: str) -> Batch:
         """The next batch (empty when the long poll ended without events)."""
         url = f"{self._base}/{quote(subscription_id, safe='')}/events"
@@ -90,6 +98,24 @@ class LeanixWebhooks(HttpApi):
                 return response
             self.leanix.forget_token(token)
         raise VendorRejected(self.vendor, f"{method} {url} refused a fresh token (401)", 401)
+
+
+def pull_subscription_id(answer: Any, identifier: str) -> str:
+    """The id of the subscription named `identifier` in a list answer, if it is a PULL one."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, list):
+        raise VendorUnavailable("leanix", "the subscriptions answer has no data list")
+    named = [s for s in data if isinstance(s, dict) and s.get("identifier") == identifier]
+    pulled = [s for s in named if s.get("deliveryType") == "PULL" and s.get("id")]
+    if pulled:
+        return str(pulled[0]["id"])
+    what = "is a PUSH subscription" if named else "does not exist"
+    raise VendorRejected(
+        "leanix",
+        f'the subscription "{identifier[:100]}" {what}: set subscriptions.leanix_delivery = '
+        "PULL and run `python -m service subscriptions apply`",
+        404,
+    )
 
 
 def batch_of(answer: Any) -> Batch:

@@ -1,5 +1,10 @@
 """Puller: one LeanIX PULL subscription's events onto the bus, at least once, in batches.
 
+Each workspace has its puller, with its own client (token, URL). Its subscription is the
+configured id (an override) or, by default, the PULL subscription `subscriptions apply`
+made under `subscriptions.leanix_identifier`, looked up by the lease holder (again after
+LeanIX refused it: it may have been made anew).
+
 Exactly one replica pulls a subscription: the one holding its lease in the store
 (service/store/leases.py), renewed every third of `leanix_pull.lease_s`. A holder that
 dies stops renewing and another replica takes over within a lease. A holder that cannot
@@ -22,12 +27,18 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 
 import structlog
 
 from service.bus.broker import Broker
 from service.clients.leanix_webhooks import Batch, LeanixWebhooks, Pulled
-from service.errors import BrokerUnavailable, MalformedEvent, VendorRejected, VendorUnavailable
+from service.errors import (
+    BrokerUnavailable,
+    InputError,
+    VendorRejected,
+    VendorUnavailable,
+)
 from service.receiver.ingest import build_message, send
 from service.receiver.signatures import Credential
 from service.receiver.sources import Source
@@ -40,8 +51,23 @@ CREDENTIAL = Credential("pull")  # the event came over our own authenticated fet
 RENEWALS_PER_LEASE = 3
 
 
-def lease_name(subscription_id: str) -> str:
-    return f"leanix-pull:{subscription_id}"[:200]
+@dataclass(frozen=True)
+class Subscription:
+    """Which subscription a puller pulls: its workspace's, by id or else by identifier."""
+
+    workspace: str = "default"
+    id: str = ""  # configured: pulled as is
+    identifier: str = ""  # else the PULL subscription of this identifier, looked up
+    source: str | None = None  # its events' CloudEvent source (leanix:<workspaceId>), if known
+
+    @property
+    def lease(self) -> str:
+        """One puller per workspace's subscription across every replica."""
+        return lease_name(f"{self.workspace}:{self.id or self.identifier}")
+
+
+def lease_name(subscription: str) -> str:
+    return f"leanix-pull:{subscription}"[:200]
 
 
 class Puller:
@@ -55,15 +81,20 @@ class Puller:
         leases: LeaseStore,
         source: Source,
         publish_timeout_s: float,
+        subscription: Subscription | None = None,
     ) -> None:
         self.settings = settings
+        self.subscription = subscription or Subscription(id=settings.subscription_id)
+        self.subscription_id = self.subscription.id  # "" until looked up
+        # The event came over our own authenticated fetch, from this workspace only.
+        self.credential = Credential(CREDENTIAL.scheme, source=self.subscription.source)
         self.webhooks = webhooks
         self.broker = broker
         self.leases = leases
         self.source = source
         self.publish_timeout_s = publish_timeout_s
         self.holder = f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.lease = lease_name(settings.subscription_id)
+        self.lease = self.subscription.lease
         self.holding = asyncio.Event()  # set while this replica holds the lease
         self._lost = asyncio.Event()  # set when the lease could not be renewed
         self.pulled = 0  # events published (and confirmed) so far
@@ -94,7 +125,7 @@ class Puller:
             return False
         if taken:
             self.holding.set()
-            log.info("pull.lease_taken", subscription=self.settings.subscription_id)
+            log.info("pull.lease_taken", workspace=self.subscription.workspace, lease=self.lease)
         return taken
 
     async def _pull_while_held(self, stop: asyncio.Event) -> None:
@@ -129,8 +160,10 @@ class Puller:
         if isinstance(error, VendorUnavailable | BrokerUnavailable | OSError):
             log.warning("pull.retry", error=str(error)[:500], retry_s=self.settings.retry_s)
         elif isinstance(error, VendorRejected):  # 401, 404: a setting to fix; tried again
-            hint = "check leanix_pull.subscription_id (a PULL subscription) and the API token"
-            log.error("pull.rejected", error=str(error)[:500], hint=hint)
+            self.subscription_id = self.subscription.id  # looked up again: it may be new
+            hint = "check the PULL subscription (`subscriptions plan`) and the API token"
+            workspace = self.subscription.workspace
+            log.error("pull.rejected", workspace=workspace, error=str(error)[:500], hint=hint)
         else:
             log.error("pull.failed", error=repr(error)[:500])
         return False
@@ -138,23 +171,34 @@ class Puller:
     async def _step(self) -> int:
         """Fetch one batch, publish it, commit its cursor; the events published."""
         started = time.perf_counter()
-        batch = await self.webhooks.fetch(self.settings.subscription_id)
+        subscription_id = await self._subscription_id()
+        batch = await self.webhooks.fetch(subscription_id)
         if not batch.events:
             return 0
         published = await self.publish(batch.events)
         if self.before_commit is not None:
             self.before_commit(batch)
         if batch.next_offset is not None:
-            await self.webhooks.commit(self.settings.subscription_id, batch.next_offset)
+            await self.webhooks.commit(subscription_id, batch.next_offset)
         self.pulled += published
         log.info(
             "pull.batch",
+            workspace=self.subscription.workspace,
             events=len(batch.events),
             published=published,
             offset=batch.next_offset,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return published
+
+    async def _subscription_id(self) -> str:
+        """The configured id, or the one looked up by identifier (once, until refused)."""
+        if not self.subscription_id:
+            found = await self.webhooks.find(self.subscription.identifier)
+            workspace = self.subscription.workspace
+            log.info("pull.subscription_found", workspace=workspace, subscription=found)
+            self.subscription_id = found
+        return self.subscription_id
 
     async def publish(self, events: Sequence[Pulled]) -> int:
         """Publish every event, `batch_size` at a time, each awaited to its confirm."""
@@ -168,8 +212,8 @@ class Puller:
     async def _one(self, pulled: Pulled) -> bool:
         """Publish one pulled event through the PUSH path; False if it was refused."""
         try:
-            event, message = build_message(self.source, CREDENTIAL, pulled.body)
-        except MalformedEvent as exc:
+            event, message = build_message(self.source, self.credential, pulled.body)
+        except InputError as exc:  # malformed, or naming another workspace: as a PUSH's 4xx
             log.error("pull.event_refused", offset=pulled.offset, error=str(exc))
             return False
         await send(self.broker, event, message, self.publish_timeout_s)
@@ -200,7 +244,7 @@ class Puller:
             else:
                 valid_until = time.monotonic() + self.settings.lease_s if kept else 0.0
             if not kept:
-                log.warning("pull.lease_lost", subscription=self.settings.subscription_id)
+                log.warning("pull.lease_lost", lease=self.lease)
                 self.holding.clear()
                 self._lost.set()
 

@@ -92,6 +92,7 @@ class LeanixSimulator(Simulator):
         self.issued: dict[str, Issued] = {}
         # token, graphql, unauthorized, rate_limited, stale_rev
         self.requests: Counter[str] = Counter()
+        self.presented: Counter[str] = Counter()  # API tokens offered, known or not
         self.subscriptions: list[Subscription] = []
         # A technical user's `principal.id` where it differs from its `sub`, and which of
         # the two a webhook's userId carries: LeanIX documents neither.
@@ -104,7 +105,7 @@ class LeanixSimulator(Simulator):
         self._sequence = itertools.count(75086)
         self._sending: set[asyncio.Task[None]] = set()
         self.pull = PullApi(self._bearer_user, clock)  # PULL subscriptions (leanix_pull.py)
-        self.subscription_api = SimSubscriptions(workspace_id, self._bearer_user)
+        self.subscription_api = SimSubscriptions(workspace_id, self._bearer_user, self._pulled)
         self.metrics = MetricsApi()
 
     def routes(self, app: web.Application) -> None:
@@ -208,6 +209,11 @@ class LeanixSimulator(Simulator):
 
     # --- webhooks ---------------------------------------------------------------------------
 
+    def _pulled(self, subscription: dict[str, Any]) -> None:
+        """A PULL subscription made over the API: its events are logged from now on."""
+        mode = str(subscription.get("payloadMode") or "DEFAULT")
+        self.pull.subscribe(mode, id=subscription["id"])
+
     async def _post(self, target_url: str, authorization: str, body: dict[str, Any]) -> int:
         status = await post(target_url, authorization, body, self.workspace_id)
         self.deliveries.append({"target_url": target_url, "status": status})
@@ -244,6 +250,7 @@ class LeanixSimulator(Simulator):
         api_token = basic_api_token(request.headers.get("Authorization", ""))
         if api_token is None and form.get("client_id") == "apitoken":
             api_token = str(form.get("client_secret", ""))
+        self.presented[api_token or ""] += 1
         user_id = self.api_tokens.get(api_token or "")
         if user_id is None:
             self.requests["unauthorized"] += 1
@@ -285,6 +292,8 @@ class LeanixSimulator(Simulator):
         """The user of a valid, unexpired bearer token, else None."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         issued = self.issued.get(token.strip()) if scheme.lower() == "bearer" else None
+        if issued is None:  # never handed out here (e.g. another workspace's): counted
+            self.requests["unknown_bearer"] += 1
         if issued is None or self.clock() >= issued.expires_at:
             return None
         return issued.user_id

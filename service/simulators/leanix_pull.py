@@ -83,9 +83,12 @@ class PullApi:
         app.router.add_get(SUBSCRIPTIONS_PATH + "/{id}/events", self._events)
         app.router.add_put(SUBSCRIPTIONS_PATH + "/{id}/cursor", self._cursor)
 
-    def subscribe(self, payload_mode: str = "DEFAULT", max_batch_kib: int = 512) -> str:
-        feed = Feed(str(uuid.uuid4()), payload_mode, max_batch_kib)
-        self.feeds[feed.id] = feed
+    def subscribe(
+        self, payload_mode: str = "DEFAULT", max_batch_kib: int = 512, id: str | None = None
+    ) -> str:
+        """A PULL feed (under `id`: the subscription of that id made over the CRUD API)."""
+        feed = Feed(id or str(uuid.uuid4()), payload_mode, max_batch_kib)
+        self.feeds.setdefault(feed.id, feed)
         return feed.id
 
     def append(self, event: dict[str, Any]) -> None:

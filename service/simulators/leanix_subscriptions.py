@@ -9,7 +9,8 @@
 Bearer-authenticated like GraphQL. Guesses where the reference is unconfirmed: 200 for
 every success and 400/404 with {status: ERROR, message}; a read gives the
 authorizationHeader back (the model has the field). Only the CRUD lives here; delivering
-events to subscriptions (PUSH, PULL) is the simulator's.
+events to subscriptions (PUSH, PULL) is the simulator's: a PULL subscription created here
+gets a PULL feed of the same id (`on_pull`).
 """
 
 from __future__ import annotations
@@ -44,9 +45,15 @@ def _ok(data: Any) -> web.Response:
 class SimSubscriptions:
     """The workspace's subscriptions, by id; `user_of` authenticates a request (or None)."""
 
-    def __init__(self, workspace_id: str, user_of: Callable[[web.Request], str | None]) -> None:
+    def __init__(
+        self,
+        workspace_id: str,
+        user_of: Callable[[web.Request], str | None],
+        on_pull: Callable[[dict[str, Any]], object] = lambda item: None,
+    ) -> None:
         self.workspace_id = workspace_id
         self.user_of = user_of
+        self.on_pull = on_pull  # a PULL subscription was created or updated: log its events
         self.items: dict[str, dict[str, Any]] = {}
         self.writes = 0  # creates and updates, for tests of idempotence
 
@@ -75,7 +82,12 @@ class SimSubscriptions:
         created = {"id": str(uuid.uuid4()), "createdAt": datetime.now(UTC).isoformat()}
         item = self.items[created["id"]] = _stored(doc, user, self.workspace_id) | created
         self.writes += 1
+        self._pulling(item)
         return _ok(item)
+
+    def _pulling(self, item: dict[str, Any]) -> None:
+        if item["deliveryType"] == "PULL":
+            self.on_pull(item)
 
     async def _get(self, request: web.Request) -> web.Response:
         if self.user_of(request) is None:
@@ -96,6 +108,7 @@ class SimSubscriptions:
         kept = {k: old[k] for k in ("id", "createdAt")}
         item = self.items[old["id"]] = _stored(doc, user, self.workspace_id) | kept
         self.writes += 1
+        self._pulling(item)
         return _ok(item)
 
     async def _delete(self, request: web.Request) -> web.Response:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from service.settings import Settings, from_mapping
+from service.settings import PullSettings, Settings, from_mapping
 from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
 from service.subscriptions_cli import run_command
 from service.vendors.robocorp.simulator import RobocorpSimulator
@@ -181,3 +182,22 @@ async def test_pull_delivery_has_no_target_and_no_secret(
     (subscription,) = leanix.subscription_api.items.values()
     assert subscription["deliveryType"] == "PULL"
     assert subscription["targetUrl"] is None and subscription["authorizationHeader"] is None
+
+
+async def test_a_pull_plan_shows_the_subscription_id_the_puller_will_use(
+    sims: tuple[LeanixSimulator, UipathSimulator, RobocorpSimulator],
+    configure: Callable[..., Settings],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    leanix, _, _ = sims
+    pulled = configure(subscriptions={"leanix_delivery": "PULL"})
+    assert "pulled: the id LeanIX gives it" in await run(pulled, "plan", capsys)
+    await run(pulled, "apply", capsys)
+    (made,) = leanix.subscription_api.items
+    assert f"pulled: subscription id {made} (found by its identifier)" in await run(
+        pulled, "plan", capsys
+    )
+    overridden = replace(pulled, leanix_pull=PullSettings(subscription_id="s-elsewhere"))
+    out = await run(overridden, "plan", capsys)
+    assert "pulled: subscription id s-elsewhere (configured" in out
+    assert f"! not this one ({made})" in out

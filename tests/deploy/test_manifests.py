@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from service import runtime
 from service.automation import rules as automation_rules
 from service.bus import topology
+from service.pull import start as pulling
 from service.resources import run_clients
 from service.settings import ENVIRONMENT, Settings, load
 from service.simulators import lab
@@ -44,9 +45,11 @@ NOT_IN_KUSTOMIZATION = {
     "kustomization.yaml",
     "secret.example.yaml",  # placeholders must never overwrite the real secret
     "keda-scaledobject.yaml",  # optional, needs KEDA, replaces hpa.yaml
+    "pull.yaml",  # optional, PULL delivery only
 }
 SECRET_NAME = "bridge-secrets"
-ROLES = ("receiver", "worker")
+ROLES = ("receiver", "worker")  # in Kubernetes and in compose
+K8S_ROLES = (*ROLES, "pull")  # pull.yaml: in Kubernetes only
 
 
 # --- reading the files --------------------------------------------------------------------
@@ -171,7 +174,7 @@ def test_the_definitions_file_parses() -> None:
 # --- Deployments --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", K8S_ROLES)
 def test_probes_point_at_the_health_endpoints_on_the_container_port(role: str) -> None:
     container = _container(role)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -182,7 +185,7 @@ def test_probes_point_at_the_health_endpoints_on_the_container_port(role: str) -
         assert ports.get(get["port"], get["port"]) == configured == Settings().http.port
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", K8S_ROLES)
 def test_the_container_runs_its_role(role: str) -> None:
     container = _container(role)
     assert container["args"] == [role]
@@ -190,7 +193,7 @@ def test_the_container_runs_its_role(role: str) -> None:
     assert container["image"] == "leanix-bridge:0.1.0"  # the name kustomization rewrites
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", K8S_ROLES)
 def test_termination_grace_outlasts_the_drain(role: str) -> None:
     pod = _deployment(role)["spec"]["template"]["spec"]
     pre_stop = _container(role).get("lifecycle", {}).get("preStop", {})
@@ -205,7 +208,7 @@ def test_the_receiver_sleeps_before_sigterm() -> None:
     assert command[0] == "sleep" and 2 <= int(command[1]) <= 10
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", K8S_ROLES)
 def test_pods_run_as_non_root_on_a_read_only_root(role: str) -> None:
     pod = _deployment(role)["spec"]["template"]["spec"]
     container = _container(role)
@@ -218,14 +221,14 @@ def test_pods_run_as_non_root_on_a_read_only_root(role: str) -> None:
     assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", K8S_ROLES)
 def test_resources_have_requests_and_limits(role: str) -> None:
     resources = _container(role)["resources"]
     assert {"cpu", "memory"} <= resources["requests"].keys()
     assert "memory" in resources["limits"]
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", K8S_ROLES)
 def test_the_rules_file_is_mounted_where_service_config_points(role: str) -> None:
     pod = _deployment(role)["spec"]["template"]["spec"]
     mounts = {m["name"]: m["mountPath"] for m in _container(role)["volumeMounts"]}
@@ -246,7 +249,7 @@ def test_the_receiver_service_targets_the_pods() -> None:
 # --- Secret and ConfigMap -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", K8S_ROLES)
 def test_every_secret_reference_is_in_the_example_secret(role: str) -> None:
     example = _k8s()["Secret", SECRET_NAME]
     for variable, ref in _secret_refs(role).items():
@@ -259,14 +262,15 @@ def test_the_example_secret_holds_exactly_the_credentials() -> None:
     example = _k8s()["Secret", SECRET_NAME]
     assert example["type"] == "Opaque"
     assert set(example["stringData"]) == SECRET_VARIABLES
-    used = {ref["key"] for role in ROLES for ref in _secret_refs(role).values()}
+    used = {ref["key"] for role in K8S_ROLES for ref in _secret_refs(role).values()}
     assert used == SECRET_VARIABLES
 
 
 def test_infrastructure_secrets_are_required() -> None:
     assert not _secret_refs("receiver")["AMQP_URL"].get("optional", False)
-    for variable in ("AMQP_URL", "STORE_URL"):
-        assert not _secret_refs("worker")[variable].get("optional", False)
+    for role in ("worker", "pull"):  # the pullers' leases are in the shared store
+        for variable in ("AMQP_URL", "STORE_URL"):
+            assert not _secret_refs(role)[variable].get("optional", False)
 
 
 def test_the_configmap_holds_only_known_non_secret_settings() -> None:
@@ -313,6 +317,19 @@ def test_the_worker_scales_from_2_to_10() -> None:
     assert "replicas" not in _deployment("worker")["spec"]  # the HPA owns the count
 
 
+def test_two_pullers_one_active_pulling_what_apply_made() -> None:
+    assert _deployment("pull")["spec"]["replicas"] == 2  # the lease makes one active
+    env = {e["name"]: e for e in _container("pull")["env"]}
+    plain = {name: e["value"] for name, e in env.items() if "value" in e}
+    assert plain == {"LEANIX_DELIVERY": "PULL"}  # found by its identifier: no id to copy
+    secret = {**_k8s()["Secret", SECRET_NAME]["stringData"], "LEANIX_API_TOKEN": "t"}
+    loaded = load({**_configmap("bridge-config"), **secret, **plain, "SERVICE_CONFIG": ""})
+    pulling.require(loaded)  # what `python -m service pull` checks before it starts
+    (kustomization,) = _documents(K8S / "kustomization.yaml")
+    assert "pull.yaml" not in kustomization["resources"]  # PUSH is the default
+    assert "pull.yaml" in (K8S / "kustomization.yaml").read_text(encoding="utf-8")
+
+
 def test_the_keda_alternative_watches_the_work_queue() -> None:
     scaled = _k8s()["ScaledObject", "bridge-worker"]
     (trigger,) = scaled["spec"]["triggers"]
@@ -322,7 +339,7 @@ def test_the_keda_alternative_watches_the_work_queue() -> None:
     assert (ref["name"], ref["key"]) == (SECRET_NAME, "AMQP_URL")
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", K8S_ROLES)
 def test_each_role_has_a_disruption_budget(role: str) -> None:
     budget = _k8s()["PodDisruptionBudget", f"bridge-{role}"]
     labels = _deployment(role)["spec"]["template"]["metadata"]["labels"]

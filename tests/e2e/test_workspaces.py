@@ -132,3 +132,22 @@ async def test_a_workspaces_credential_is_refused_for_another_workspaces_event(
     url = f"{lab.service_url}/webhooks/leanix"
     status = await lab.leanix.send_event(url, SANDBOX_AUTH, in_production, user_id=SOMEONE)
     assert status == 401
+
+
+async def test_the_worker_reconciles_each_workspace_on_a_schedule(
+    lab: Lab, sandbox: LeanixSimulator, service_factory: Start
+) -> None:
+    """No webhook at all: the scheduled reconciliation finds each workspace's Fact Sheet
+    and the run of each writes back to its own workspace."""
+    rule = lab.rule("uipath", on=["leanix.factsheet.reconciled"])
+    in_production = lab.leanix.add_fact_sheet("Application", "CRM")
+    in_sandbox = sandbox.add_fact_sheet("Application", "CRM (sandbox)")
+    sections = two_workspaces(lab, sandbox) | {"reconcile": {"interval": "1s", "margin": "1m"}}
+    await service_factory([rule], **sections)
+
+    await eventually(lambda: written_back(lab, in_production, "uipath-done"), what="production")
+    await eventually(lambda: "uipath-done" in sandbox_tags(sandbox, in_sandbox), what="sandbox")
+    assert sorted(s["factSheetId"] for s in received_inputs(lab, "uipath")) == sorted(
+        [in_production, in_sandbox]
+    )  # each once, though reconciled on every tick
+    assert {issued.user_id for issued in sandbox.issued.values()} == {SANDBOX_USER}

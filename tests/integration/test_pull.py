@@ -141,10 +141,18 @@ async def test_a_puller_killed_between_publish_and_commit_loses_nothing_and_dups
     events = lab.events(4)
     first = lab.puller()
     task = lab.start(first)
-    first.before_commit = lambda batch: task.cancel()  # dies holding its lease, before PUT
+
+    def die(batch: object) -> None:  # dies holding its lease, before its PUT is applied
+        lab.sim.pull.hold_commits.clear()  # a PUT already on its way is held, then dropped
+        task.cancel()
+
+    first.before_commit = die
     first_ids = await observed_ids(inspector, 4)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await eventually(lab.sim.pull.callers_gone, 10, "the dead puller's connection closed")
+    lab.sim.pull.hold_commits.set()
+    await eventually(lambda: not lab.sim.pull.held, 10, "a held PUT answered")
     assert lab.cursor == 0  # never committed
 
     second = lab.puller()

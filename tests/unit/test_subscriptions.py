@@ -72,3 +72,29 @@ def test_tag_sets_follow_the_rules_patterns() -> None:
     assert tag_sets(["leanix.factsheet.updated"]) == [["pathfinder", "FACT_SHEET_UPDATED"]]
     assert ["pathfinder", "RELATION_CREATED"] in tag_sets(["leanix.#"])
     assert tag_sets(["leanix.factsheet.reconciled", "uipath.#"]) == []
+
+
+def test_several_workspaces_are_printed_each_under_its_name_with_its_notes() -> None:
+    def pulled(found: Found | None) -> list[str]:
+        return [f"pulled: subscription id {found.id}" if found else "pulled: id on create"]
+
+    prod = Wanted("leanix subscription", {"a": 1}, group="prod", notes=pulled)
+    sandbox = Wanted("leanix subscription", {"a": 1}, group="sandbox", notes=pulled)
+    platform = Wanted("uipath webhook", {"a": 1})
+    changes = [
+        compare(prod, Found("s-1", {"a": 1})),
+        compare(sandbox, None),
+        compare(platform, Found("w-1", {"a": 1})),
+    ]
+    assert render(changes, applied=False).splitlines()[:-1] == [
+        "[workspace prod]",
+        "leanix subscription: no changes",
+        "    = pulled: subscription id s-1",
+        "[workspace sandbox]",
+        "leanix subscription: create",
+        "    + a: 1",
+        "    = pulled: id on create",
+        "[platforms]",
+        "uipath webhook: no changes",
+    ]
+    assert changes[0].action is Action.NONE  # a note is no difference
