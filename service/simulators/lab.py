@@ -10,6 +10,7 @@ platform's simulator.
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,11 +40,23 @@ def _merged(tree: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
+# Ports named before whatever listens on them binds them are drawn below Linux's ephemeral
+# range (32768-60999), where bind(("", 0)) and every outgoing connection take theirs: a port
+# from bind(0) could be taken by a connection in between, and its bind fail "in use".
+NAMED_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port on 127.0.0.1 free now, for a server that binds it a little later."""
+    for _ in range(100):
+        port = random.choice(NAMED_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port in {NAMED_PORTS}")
 
 
 @dataclass

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -20,13 +19,6 @@ import orjson
 
 from tests.conftest import AMQP_URL
 from tests.waiting import poll_interval
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def service_env(prefix: str, port: int, store_url: str, **extra: str) -> dict[str, str]:

@@ -16,8 +16,9 @@ from sqlalchemy.engine import make_url
 
 from service.bus.broker import Broker
 from service.settings import Settings, from_mapping
+from service.simulators.lab import free_port
 from tests.conftest import POSTGRES_URL, delete_topology, settings_tree
-from tests.hostile.startup_process import free_port, running, service_env
+from tests.hostile.startup_process import running, service_env
 from tests.tcpproxy import TcpProxy
 from tests.waiting import eventually
 

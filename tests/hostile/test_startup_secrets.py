@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from service.settings import from_mapping
+from service.simulators.lab import free_port
 from tests.conftest import AMQP_URL, delete_topology, settings_tree
-from tests.hostile.startup_process import free_port, running, service_env
+from tests.hostile.startup_process import running, service_env
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ import aiohttp
 import orjson
 import pytest
 
+from service.simulators.lab import free_port
 from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
 from tests import senders
 from tests.conftest import AMQP_URL
@@ -22,13 +22,6 @@ from tests.integration.conftest import Inspector
 from tests.waiting import poll_interval
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def service_env(prefix: str, port: int, **extra: str) -> dict[str, str]:
