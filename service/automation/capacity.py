@@ -12,8 +12,9 @@ killed while runs wait loses none. A start is claimed in the store before it is 
 and the claim counts against the target's limit across every worker.
 
 A start that fails (the platform is down, a Leapwork schedule still busy answers 410)
-waits again, for the worker's retry delays, keeping its place; one the platform refuses
-for good is dropped with an error in the log, as the event would be dead-lettered.
+waits again, for the worker's retry delays, then is first in line again (starts behind
+it may go meanwhile); one the platform refuses for good is dropped with an error in the
+log, as the event would be dead-lettered.
 """
 
 from __future__ import annotations

@@ -2,14 +2,16 @@
 coalescing window closed, kept in the store so that no worker's memory holds them.
 
     add / coalesce --> row (due_at) --claim (a free slot)--> claimed --done--> deleted
-                                        ^                      | failed: later (backoff)
-                                        +----------------------+ or the claim lapses
+                                        ^                      | failed: later (not
+                                        +----------------------+ before a retry time),
+                                                                 or the claim lapses
 
 A claim counts the target's runs in flight (its rules' runs `running`, or `starting`
 within `starting_s`) and the rows claimed and not yet done, and takes at most the rest
-of its limit, oldest due first. Claims of one target are taken one at a time across
-every worker: on PostgreSQL under a transaction-scoped advisory lock on the target, on
-SQLite under the database's write lock, which the claim's first statement takes.
+of its limit, oldest due first (a start that failed keeps its due time, so its place).
+Claims of one target are taken one at a time across every worker: on PostgreSQL under a
+transaction-scoped advisory lock on the target, on SQLite under the database's write
+lock, which the claim's first statement takes.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class Waiting:
         return cls(**data)
 
     def status(self, now: float) -> str:
-        """`coalescing` until its window closes, `starting` while claimed, else `waiting`."""
-        if self.claimed_until is not None and self.claimed_until >= now:
+        """`coalescing` until its window closes, `starting` while claimed, else `waiting`
+        (for a slot, or for its retry after a start that failed)."""
+        if self.claimed_by is not None and (self.claimed_until or 0.0) >= now:
             return "starting"
         return "coalescing" if self.due_at > now else "waiting"
 
@@ -178,6 +181,7 @@ class WaitingStore:
         )
         claimed = sa.select(sa.func.count()).where(
             waiting_starts.c.target_key == slots.target_key,
+            waiting_starts.c.claimed_by.is_not(None),
             waiting_starts.c.claimed_until >= now,
         )
         running = (await connection.execute(in_flight)).scalar_one()
@@ -190,13 +194,15 @@ class WaitingStore:
         async with self.engine.begin() as connection:
             await connection.execute(waiting_starts.delete().where(mine))
 
-    async def later(self, waiting_id: int, holder: str, due_at: float) -> None:
-        """The start failed for now: give it up until `due_at`, keeping its place."""
+    async def later(self, waiting_id: int, holder: str, retry_at: float) -> None:
+        """The start failed for now: nobody takes it before `retry_at`; then it is first
+        in line again (its due time, its place, is kept; starts behind it may go first
+        meanwhile)."""
         mine = sa.and_(waiting_starts.c.id == waiting_id, waiting_starts.c.claimed_by == holder)
         statement = (
             waiting_starts.update()
             .where(mine)
-            .values(claimed_by=None, claimed_until=None, due_at=due_at, updated_at=time.time(),
+            .values(claimed_by=None, claimed_until=retry_at, updated_at=time.time(),
                     attempts=waiting_starts.c.attempts + 1)
         )  # fmt: skip
         async with self.engine.begin() as connection:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import time
 import uuid
@@ -28,6 +29,7 @@ from service.simulators.lab import HUMAN_USER, Lab
 from service.store.runs import Run
 from service.store.schema import waiting_starts
 from service.testing import TestWorker, cloud_event
+from tests.loglines import parse
 from tests.waiting import eventually, poll_interval
 
 pytestmark = pytest.mark.integration
@@ -42,9 +44,9 @@ async def lab() -> AsyncIterator[Lab]:
         yield running
 
 
-def worker_for(lab: Lab, **rule: Any) -> TestWorker:
+def worker_for(lab: Lab, vendor: str = "uipath", **rule: Any) -> TestWorker:
     start = rule.pop("start", {})
-    raw = lab.rule("uipath", **rule)
+    raw = lab.rule(vendor, **rule)
     raw["start"] = {**raw["start"], **start}
     settings = lab.settings(
         [raw],
@@ -91,8 +93,9 @@ def started_names(lab: Lab) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def completer(lab: Lab, worker: TestWorker) -> AsyncIterator[list[int]]:
-    """Publish each run's completion once its job ended (as UiPath's webhook would), and
-    record the jobs in flight at UiPath each time it was asked to start one."""
+    """Publish each run's completion once its platform says it ended (as the poller
+    would, without its delays), and record the jobs in flight at UiPath each time it was
+    asked to start one."""
     in_flight: list[int] = []
     create = lab.uipath._create
 
@@ -102,17 +105,19 @@ async def completer(lab: Lab, worker: TestWorker) -> AsyncIterator[list[int]]:
         return job
 
     lab.uipath._create = counting
+    resources = resources_of(worker)
     done: set[str] = set()
 
     async def complete() -> None:
         while True:
-            for run in await resources_of(worker).database.runs.search(status="running"):
-                job = lab.uipath.jobs.get(int(run.run_id or 0))
-                if job is None or job.state not in FINAL or run.correlation_id in done:
+            for run in await resources.database.runs.search(status="running"):
+                client = resources.runners[run.vendor]
+                state = await client.status(run.run_id or "", run.target)
+                if not state.terminal or run.correlation_id in done:
                     continue
                 done.add(run.correlation_id)
-                data = {"vendor": "uipath", "runId": run.run_id, "status": "succeeded",
-                        "vendorState": job.state}  # fmt: skip
+                data = {"vendor": run.vendor, "runId": run.run_id, "status": state.status,
+                        "vendorState": state.vendor_state}  # fmt: skip
                 event = cloud_event(POLLED, data, id=str(uuid.uuid4()), subject=run.run_id)
                 assert (await worker.publish(event)).succeeded
             await poll_interval()
@@ -124,6 +129,11 @@ async def completer(lab: Lab, worker: TestWorker) -> AsyncIterator[list[int]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def all_written_back(worker: TestWorker, count: int) -> bool:
+    runs = await runs_of(worker)
+    return len(runs) == count and all(r.status == "written_back" for r in runs)
 
 
 async def test_500_events_for_50_fact_sheets_within_a_window_start_50_runs_with_the_latest_state(
@@ -178,11 +188,30 @@ async def test_a_target_never_has_more_runs_in_flight_than_its_limit(lab: Lab) -
         waiting = len(await database.waiting.search(limit=None))
         assert waiting >= 1 and waiting + len(await runs_of(worker)) == 12  # the rest wait
 
-        async def all_completed() -> bool:
-            runs = await runs_of(worker)
-            return len(runs) == 12 and all(r.status == "written_back" for r in runs)
-
-        await eventually(all_completed, timeout_s=30, what="12 runs, 2 at a time")
+        await eventually(
+            lambda: all_written_back(worker, 12), timeout_s=30, what="12 runs, 2 at a time"
+        )
         assert max(seen) <= 2 and max(seen) == 2  # the limit, and it was used
         assert started_names(lab) == names  # first come, first started
         await eventually(nothing_waits(worker), what="every waiting start made and forgotten")
+
+
+async def test_a_start_the_platform_refuses_for_now_waits_again_in_its_place(
+    lab: Lab, log_lines: io.StringIO
+) -> None:
+    """A Leapwork schedule runs once at a time and answers a second start with 410: with
+    a limit of 2 on one schedule, the starts behind the first are deferred (retried on
+    the worker's delays, never dead-lettered), and start as the schedule frees."""
+    lab.leapwork.run_duration_s = 0.5
+    async with worker_for(lab, vendor="leapwork", start={"concurrency": 2}) as worker:
+        async with completer(lab, worker):
+            names = [f"job-{n}" for n in range(3)]
+            for name in names:
+                sheet = lab.leanix.add_fact_sheet("Application", name)
+                assert (await worker.publish(changed(sheet, name))).succeeded
+            await eventually(lambda: all_written_back(worker, 3), timeout_s=30, what="3 runs")
+        await eventually(nothing_waits(worker), what="every waiting start made and forgotten")
+    deferred = [line for line in parse(log_lines) if line.get("event") == "run.start_deferred"]
+    print(f"\n{len(deferred)} starts deferred, first: {deferred[0]['error'] if deferred else ''}")
+    assert deferred and "410" in deferred[0]["error"]  # the schedule was busy
+    assert sorted(run.variables["name"] for run in lab.leapwork.runs.values()) == names

@@ -75,8 +75,13 @@ async def test_claims_go_in_order_and_only_into_free_slots(database: Database) -
     await database.runs.complete(run, RunState("uipath", "job", "succeeded", "Successful"), "x")
     (third,) = await store.claim(SLOTS, "w2", 60, 60)
     assert third.correlation_id == "c-2"
-    await store.later(third.id, "w2", time.time() + 60)  # failed: waits again, keeps its id
-    assert [w.correlation_id for w in await store.claim(SLOTS, "w2", 60, 60)] == ["c-3"]
+    await store.later(third.id, "w2", time.time() + 0.05)  # failed: not before its retry
+    (fourth,) = await store.claim(SLOTS, "w2", 60, 60)  # the next one may go meanwhile
+    assert fourth.correlation_id == "c-3"
+    await store.later(fourth.id, "w2", time.time())
+    await asyncio.sleep(0.06)
+    again = await store.claim(SLOTS, "w2", 60, 60)
+    assert [w.correlation_id for w in again] == ["c-2"]  # first in line again: its place
 
 
 async def test_a_lapsed_claim_is_taken_again(database: Database) -> None:
