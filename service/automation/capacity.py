@@ -128,6 +128,9 @@ async def _start(waiting: Waiting, resources: Resources) -> None:
         delay = _delay(resources, waiting.attempts)
         bound.warning("run.start_deferred", error=str(exc)[:500], retry_in_s=delay)
         await store.later(waiting.id, HOLDER, time.time() + delay)
+    except asyncio.CancelledError:  # the worker stops, or the handler timed out
+        await asyncio.shield(store.later(waiting.id, HOLDER, time.time()))  # others take it
+        raise
     else:
         await store.done(waiting.id, HOLDER)
 
