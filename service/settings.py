@@ -328,6 +328,16 @@ class AutomationSettings:
     poll_max_s: float = setting(600.0, "...up to this interval")
     poll_interval_s: float = setting(1.0, "how often the worker looks for runs due a poll")
     ignore_own_events: bool = setting(True, "ignore LeanIX events caused by our own technical user")
+    waiting_interval_s: float = setting(
+        1.0,
+        "how often the worker starts waiting starts now due (rules with start.concurrency or "
+        "coalesce: a window closed, a slot freed elsewhere, a worker died)",
+    )
+    waiting_claim_s: float = setting(
+        300.0,
+        "a waiting start being started is held this long by its worker (one that died lets "
+        "it go then); a run `starting` for longer no longer takes its target's slot",
+    )
 
 
 @dataclass(frozen=True)
@@ -594,6 +604,8 @@ def _validate(s: Settings) -> None:
     _require(auto.poll_initial_s > 0, "automation.poll_initial_s", "must be positive")
     _require(auto.poll_max_s >= auto.poll_initial_s, "automation.poll_max_s", ">= poll_initial_s")
     _require(auto.poll_interval_s > 0, "automation.poll_interval_s", "must be positive")
+    _require(auto.waiting_interval_s > 0, "automation.waiting_interval_s", "must be positive")
+    _require(auto.waiting_claim_s >= 1, "automation.waiting_claim_s", "must be at least 1 s")
     base = auto.callback_base_url
     _require(
         not base or base.startswith(("http://", "https://")),

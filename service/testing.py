@@ -11,7 +11,9 @@ instead of waiting out their delays. `TestWorker(registry, settings, real=True)`
 same test against RabbitMQ (`settings.amqp`) through the real consumer, waiting the
 delays (give it short `worker.retry_delays_s`). Either way the handlers' lifespans run,
 the store is a fresh SQLite file (claims, `context.transaction()`), and the clients are
-those `settings` configure: point them at the simulators (`settings_for`).
+those `settings` configure: point them at the simulators (`settings_for`). The rules of
+`settings` are loaded for the built-in automation (`service.automation.handlers`), when
+the registry includes it.
 
 It must never be imported by the service itself.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from service.automation.rules import load as load_rules
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent, encode
 from service.resources import open_resources
@@ -179,7 +182,8 @@ class TestWorker:
         broker = Broker(self.settings.amqp)
         if self.real:
             await self._start_broker(broker)
-        resources = await open_resources(self.settings, broker, database, self._stack)
+        rules = load_rules(self.settings.rules)  # for the automation's handlers, if included
+        resources = await open_resources(self.settings, broker, database, self._stack, rules)
         services = self._services = resources.services()
         await open_lifespans(self.registry, services, self._stack)
         if self.real:

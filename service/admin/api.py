@@ -239,6 +239,7 @@ async def status(request: web.Request) -> bodies.Status:
         version=VERSION,
         broker=bodies.BrokerStatus(broker.ready, await _depths(broker)),
         runs_in_flight=await database.runs.in_flight(),
+        runs_waiting=await database.waiting.counts(),
         events_last_24h=await database.events.counts(since=day_ago),
     )
 

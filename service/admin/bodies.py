@@ -145,4 +145,7 @@ class Status:
     version: str
     broker: BrokerStatus
     runs_in_flight: dict[str, Count]
+    # starts that wait (rules with start.concurrency or coalesce), per rule, by status:
+    # waiting (for a slot), coalescing (its window open), starting (claimed by a worker)
+    runs_waiting: dict[str, dict[str, Count]]
     events_last_24h: dict[str, Count]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from service.automation.capacity import after_run
 from service.automation.reporting import report
 from service.automation.rules import Rule
 from service.automation.writeback import write_back
@@ -69,6 +70,7 @@ async def finish(run: Run, state: RunState, event_id: str, resources: Resources,
     if run.status != "completed":  # not this event's retry of a failed write-back
         client = resources.leanix_for(completed.workspace)
         report(completed, resources.run_metrics, client)  # posted in the background
+    await after_run(completed.rule, resources)  # its slot is free: the next one starts
     await write_back_once(completed, resources, log)
 
 

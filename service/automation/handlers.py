@@ -19,6 +19,7 @@ from typing import Any
 
 from service import CloudEvent, Context, Registry, Services
 from service.automation import completion, guards, preflight, starter
+from service.automation.capacity import Sweeper
 from service.automation.poller import Poller
 from service.resources import RESOURCES
 
@@ -54,11 +55,13 @@ for _pattern in completion.PATTERNS:
 
 @registry.lifespan
 async def background(services: Services) -> AsyncIterator[None]:
-    """Poll the runs whose callback is late, and run the platforms' start-up checks once
-    while the worker consumes; both halted and awaited when it stops."""
+    """Poll the runs whose callback is late, sweep the waiting starts (capacity.py), and
+    run the platforms' start-up checks once while the worker consumes; all halted and
+    awaited when it stops."""
     resources = services.state[RESOURCES]
     async with contextlib.AsyncExitStack() as stack:
         await _in_background(Poller(resources).run, stack)
+        await _in_background(Sweeper(resources).run, stack)
         await _in_background(lambda halt: preflight.check_at_start(resources, halt), stack)
         yield
 

@@ -8,7 +8,9 @@
              lifecycle_phase = "active", fields = { category = "applicationSystem" },
              workspace = "production" }             # [[leanix.workspaces]] name or id
     start = { vendor = "uipath", target = { release_key = "..." },
-              inputs = { factSheetId = "{{ fact_sheet.id }}", name = "{{ fact_sheet.name }}" } }
+              inputs = { factSheetId = "{{ fact_sheet.id }}", name = "{{ fact_sheet.name }}" },
+              concurrency = 2 }        # runs of this target in flight at once; more wait
+    coalesce = "30s"                   # events for one Fact Sheet within 30 s: one run
     write_back.comment = "{{ run.vendor }} run {{ run.id }}: {{ run.outcome }}"
     write_back.on_success = { fields = { description = "..." }, tags = ["provisioned"] }
     write_back.on_failure = { tags = ["provisioning-failed"] }
@@ -19,17 +21,23 @@ Rules are validated once at start-up; every error names the rule and the key.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import orjson
 
 from service.automation.templates import ROOTS, paths
 from service.bus.topics import topic_matches
 from service.errors import ConfigError
+from service.store.ids import store_key
 from service.vendors import registry
 
 VENDORS: tuple[str, ...] = registry.names()  # a rule's `start.vendor`
 _WHEN_KEYS = {"fact_sheet_type", "tag", "lifecycle_phase", "fields", "workspace"}
 _OUTCOME_KEYS = {"fields", "tags", "lifecycle", "lx_state"}
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_COALESCE_S = 86400.0
+MAX_CONCURRENCY = 10_000
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,20 @@ class Rule:
     when: Conditions = Conditions()
     write_back: WriteBack = WriteBack()
     dry_run: bool = False
+    concurrency: int | None = None  # runs of its target in flight at once (start.concurrency)
+    coalesce_s: float | None = None  # one run per Fact Sheet per window (coalesce)
+
+    @property
+    def target_key(self) -> str:
+        """What a target is known by: the vendor and its target table, whatever the key
+        order (rules naming the same target share its slots)."""
+        text = orjson.dumps(dict(self.target), option=orjson.OPT_SORT_KEYS).decode()
+        return store_key(f"{self.vendor}:{text}")
+
+    @property
+    def waits(self) -> bool:
+        """Whether its starts go through the waiting starts (service/automation/capacity.py)."""
+        return not self.dry_run and (self.concurrency is not None or self.coalesce_s is not None)
 
     def matches(
         self,
@@ -107,7 +129,36 @@ def load(raw_rules: tuple[Mapping[str, Any], ...]) -> tuple[Rule, ...]:
         if rule.name in seen:
             raise ConfigError(f"rules[{rule.name}].name", "two rules have this name")
         seen.add(rule.name)
-    return rules
+    return _shared_limits(rules)
+
+
+def _shared_limits(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    """Rules starting one target share its limit: two limits for it are an error, and a
+    rule that sets none takes the one another rule sets."""
+    limits: dict[str, tuple[int, str]] = {}
+    for rule in rules:
+        if rule.concurrency is None:
+            continue
+        other = limits.setdefault(rule.target_key, (rule.concurrency, rule.name))
+        if other[0] != rule.concurrency:
+            raise ConfigError(
+                f"rules[{rule.name}].start.concurrency",
+                f"rule {other[1]!r} starts the same target with concurrency = {other[0]}: "
+                "rules sharing a target share its limit, set one value (or leave it to one rule)",
+            )
+    return tuple(
+        replace(rule, concurrency=limits[rule.target_key][0])
+        if rule.concurrency is None and rule.target_key in limits and not rule.dry_run
+        else rule
+        for rule in rules
+    )
+
+
+def limit_of(rules: tuple[Rule, ...], target_key: str) -> tuple[tuple[str, ...], int | None]:
+    """The rules that start a target, and how many of its runs may be in flight at once."""
+    starting = [rule for rule in rules if rule.target_key == target_key]
+    limits = {rule.concurrency for rule in starting if rule.concurrency is not None}
+    return tuple(rule.name for rule in starting), min(limits) if limits else None
 
 
 def _rule(raw: Mapping[str, Any], index: int) -> Rule:
@@ -115,9 +166,9 @@ def _rule(raw: Mapping[str, Any], index: int) -> Rule:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"rules[{index}].name", "every rule needs a name")
     key = f"rules[{name}]"
-    _only(raw, {"name", "on", "dry_run", "when", "start", "write_back"}, key)
+    _only(raw, {"name", "on", "dry_run", "when", "start", "write_back", "coalesce"}, key)
     start = _table(raw.get("start"), f"{key}.start", required=True)
-    _only(start, {"vendor", "target", "inputs"}, f"{key}.start")
+    _only(start, {"vendor", "target", "inputs", "concurrency"}, f"{key}.start")
     vendor = _vendor(start.get("vendor"), f"{key}.start.vendor")
     target = _target(start.get("target"), vendor, f"{key}.start.target")
     inputs = _table(start.get("inputs"), f"{key}.start.inputs")
@@ -130,6 +181,8 @@ def _rule(raw: Mapping[str, Any], index: int) -> Rule:
         when=_conditions(_table(raw.get("when"), f"{key}.when"), f"{key}.when"),
         write_back=_write_back(_table(raw.get("write_back"), f"{key}.write_back"), key),
         dry_run=_bool(raw.get("dry_run", False), f"{key}.dry_run"),
+        concurrency=_concurrency(start.get("concurrency"), f"{key}.start.concurrency"),
+        coalesce_s=_duration(raw.get("coalesce"), f"{key}.coalesce"),
     )
     _check_templates(raw, key)
     return rule
@@ -162,6 +215,43 @@ def _bool(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(key, "must be true or false")
     return value
+
+
+def _concurrency(value: Any, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise ConfigError(key, f"must be a whole number of runs, 1 to {MAX_CONCURRENCY}")
+    return value
+
+
+def _duration(value: Any, key: str) -> float | None:
+    """A window: seconds as a number, or a string such as "500ms", "30s", "5m", "1h"."""
+    if value is None:
+        return None
+    seconds = _seconds(value)
+    if seconds is None or not 0 < seconds <= MAX_COALESCE_S:
+        raise ConfigError(
+            key, 'must be a duration up to 24 h: seconds, or a string such as "30s" or "5m"'
+        )
+    return seconds
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    unit = next((u for u in ("ms", "s", "m", "h") if text.endswith(u)), None)
+    if unit is None:
+        return None
+    try:
+        return float(text[: -len(unit)]) * _UNITS[unit]
+    except ValueError:
+        return None
 
 
 def _patterns(value: Any, key: str) -> tuple[str, ...]:

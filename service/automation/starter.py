@@ -67,6 +67,11 @@ async def start_runs(
     called = workspace_names(event, resources)
     matched = [rule for rule in resources.rules if rule.matches(event.type, sheet, called)]
     for rule in matched:
+        if rule.waits:  # a limit or a window: it waits in the store (capacity.py)
+            from service.automation.capacity import submit
+
+            await submit(rule, event, sheet, resources, log.bind(rule=rule.name))
+            continue
         await start_run(rule, event, sheet, resources, log.bind(rule=rule.name))
     return len(matched)
 

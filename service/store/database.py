@@ -18,6 +18,7 @@ from service.store.migrations import migrate
 from service.store.ratelimit import RateLimitStore
 from service.store.runs import RunStore
 from service.store.sequence import SequenceStore
+from service.store.waiting import WaitingStore
 
 log = structlog.get_logger("service.store")
 
@@ -52,6 +53,7 @@ class Database:
         self.keys = KeyStore(self.engine)
         self.rate_limits = RateLimitStore(self.engine)
         self.leases = LeaseStore(self.engine)
+        self.waiting = WaitingStore(self.engine)
 
     def __repr__(self) -> str:
         return f"<Database {self.safe_url}>"

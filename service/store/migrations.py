@@ -82,6 +82,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "named leases", _create(schema.leases)),
     Migration(9, "run workspace", _add_columns(schema.runs, "workspace")),
     Migration(10, "console indexes", _indexes(schema.runs, *CONSOLE_INDEXES)),
+    Migration(11, "waiting starts", _create(schema.waiting_starts)),
     Migration(12, "event attributes", _add_columns(schema.events, "attributes", "accepted_at")),
 )
 

@@ -55,6 +55,33 @@ sa.Index("runs_event", runs.c.event_id)  # the console: an event's runs
 sa.Index("runs_run_id", runs.c.run_id)  # the console: find by a vendor's run id
 sa.Index("runs_started", runs.c.started_at)  # the console: runs of the last 24 h
 
+# Starts that wait (issue 13): for a free slot of their target (`start.concurrency`), or
+# for their rule's coalescing window (`coalesce`) to close. FIFO per target by (due_at,
+# id). A coalescing row is keyed by `coalesce_key` (rule and Fact Sheet), its event
+# replaced by later ones; a claimed row loses the key, so later events open a new one.
+# A worker starting a row holds `claimed_until`; one that died lets it lapse.
+waiting_starts = sa.Table(
+    "waiting_starts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("correlation_id", sa.String(100), nullable=False, unique=True),
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("target_key", sa.String(100), nullable=False),
+    sa.Column("coalesce_key", sa.String(100), nullable=True, unique=True),
+    sa.Column("fact_sheet_id", sa.String(100), nullable=True),
+    sa.Column("event_id", sa.String(100), nullable=False),
+    sa.Column("event", sa.Text, nullable=False),  # the CloudEvent, as on the wire
+    sa.Column("events", sa.Integer, nullable=False, default=1),  # how many it coalesced
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("due_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("claimed_until", sa.Float, nullable=True),
+)
+sa.Index("waiting_starts_target", waiting_starts.c.target_key, waiting_starts.c.due_at)
+sa.Index("waiting_starts_due", waiting_starts.c.due_at)
+
 # Side effects done once: one row per (event id, handler), claimed before the work and
 # marked handled after it. `token` names the claim's holder (a delivery in one worker) and
 # `lease_until` when the claim lapses unless that worker renews it; rows of workers that

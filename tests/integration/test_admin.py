@@ -108,6 +108,11 @@ async def test_runs_rules_and_status(
     _, status = await get(admin, "/api/v1/status", headers)
     assert status["broker"]["ready"] is True
     assert status["runs_in_flight"] == {"uipath": 2, "robocorp": 1}
+    assert status["runs_waiting"] == {}
+    await db.waiting.add(correlation_id="c-9", rule="r1", target_key="t", event_id="e-9",
+                         event="{}", fact_sheet_id=None, due_at=0.0)  # fmt: skip
+    _, status = await get(admin, "/api/v1/status", headers)
+    assert status["runs_waiting"] == {"r1": {"waiting": 1}}  # a start waiting for its slot
     assert status["broker"]["queues"][inspector.settings.amqp.queue] == 0
 
 
