@@ -5,6 +5,7 @@
 #   deploy/rabbitmq-cluster.sh start    start bridge-c1..3, join them, print their AMQP URLs
 #   deploy/rabbitmq-cluster.sh stop     stop the three nodes and remove their data
 #   deploy/rabbitmq-cluster.sh status   the cluster's status, as node 1 sees it
+#   deploy/rabbitmq-cluster.sh running  print the URLs if all three nodes run as one cluster
 #   deploy/rabbitmq-cluster.sh stop-node N / start-node N   one node (the fault tests)
 #
 # Each node gets its own name, ports, data, logs, pid file and config file: Debian's
@@ -68,7 +69,11 @@ start_node() {
   local n=$1
   prepare "$n"
   if ctl "$n" ping >/dev/null 2>&1; then return 0; fi
-  env $(node_env "$n") PATH="$PATH:/usr/sbin" rabbitmq-server -detached >/dev/null 2>&1
+  # No busy-waiting schedulers: three Erlang VMs spinning beside the default node would
+  # take the cores from the service under test (a 2-core machine stalled for seconds).
+  env $(node_env "$n") PATH="$PATH:/usr/sbin" \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none" \
+    rabbitmq-server -detached >/dev/null 2>&1
   timeout "$wait_s" env $(node_env "$n") PATH="$PATH:/usr/sbin" \
     rabbitmqctl -q -n "$(node_name "$n")" wait "$root/node$n/rabbit.pid" >/dev/null \
     || { echo "node $(node_name "$n") did not start: see $root/node$n/log" >&2; exit 1; }
@@ -108,9 +113,13 @@ case "${1:-}" in
   stop-node) stop_node "$2" ;;
   start-node) need_root; start_node "$2" ;;
   status) ctl 1 cluster_status ;;
+  running)  # exit 0 if all three nodes answer, as one cluster (the tests reuse it then)
+    [ "$(ctl 1 eval 'length(rabbit_nodes:all_running()).' 2>/dev/null)" = "3" ] || exit 1
+    urls
+    ;;
   urls) urls ;;
   *)
-    echo "usage: $0 start|stop|status|urls|stop-node N|start-node N" >&2
+    echo "usage: $0 start|stop|status|running|urls|stop-node N|start-node N" >&2
     exit 2
     ;;
 esac

@@ -70,6 +70,7 @@ class Claims:
         self._heartbeat: asyncio.Task[None] | None = None
         self._emptied = asyncio.Event()
         self._issued = 0
+        self._releasing: set[asyncio.Task[None]] = set()
 
     @property
     def poll_s(self) -> float:
@@ -135,6 +136,23 @@ class Claims:
         """Give the claim up, so the event's retry can take it at once."""
         self._drop(held)
         await self.store.release(held.event_id, held.handler, held.token)
+
+    def abandon(self, held: Held) -> None:
+        """Give up the claim of a delivery that was cancelled (aiormq cancels a channel's
+        consumer tasks when the channel closes; the broker delivers the message again).
+        Kept, it would be renewed for the life of the process and every redelivery would
+        find it busy, for ever. Released in the background (a cancelled task cannot wait);
+        if that fails, it lapses after its lease."""
+        self._drop(held)
+        task = asyncio.get_running_loop().create_task(self._release_quietly(held))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release_quietly(self, held: Held) -> None:
+        try:
+            await self.store.release(held.event_id, held.handler, held.token)
+        except Exception as exc:
+            log.warning("claims.release_failed", handler=held.handler, error=repr(exc)[:500])
 
     def _hold(self, held: Held) -> Held:
         self._held[held.token] = held

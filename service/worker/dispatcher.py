@@ -101,6 +101,10 @@ class Dispatcher:
         except Exception as exc:
             await self._unclaim(held, registration)
             return policy.failure(registration.name, exc, delays), False
+        except BaseException:  # cancelled: the channel closed under the delivery
+            if held is not None and self.claims is not None:
+                self.claims.abandon(held)
+            raise
         await self._record(held, registration)
         return None, False
 

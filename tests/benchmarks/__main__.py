@@ -2,7 +2,7 @@
 
 Benchmarks run one after the other, so they do not compete for the machine's cores:
 ingest and footprint (they share the run of our receiver), profile, e2e, drain, writeback,
-pull.
+pull, prod (the production shape: bench_prod.py; alone: `python -m tests.benchmarks prod`).
 The exit code is 0 when every benchmark ran, whether or not its targets were met, and
 1 when one could not run (its error is in the table and the JSON).
 """
@@ -26,6 +26,7 @@ from tests.benchmarks import (
     bench_e2e,
     bench_footprint,
     bench_ingest,
+    bench_prod,
     bench_profile,
     bench_pull,
     bench_writeback,
@@ -40,7 +41,7 @@ from tests.benchmarks.report import Section
 log = structlog.get_logger("tests.benchmarks")
 
 QUIET_PERCENT = 20.0  # other processes' CPU, % of one core, beyond which numbers are suspect
-BENCHMARKS = ("ingest", "footprint", "profile", "e2e", "drain", "writeback", "pull")
+BENCHMARKS = ("ingest", "footprint", "profile", "e2e", "drain", "writeback", "pull", "prod")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -48,6 +49,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m tests.benchmarks",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "names", nargs="*", help="benchmarks to run (as --only; e.g. `prod --quick`)"
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument(
@@ -66,7 +70,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="our receiver's processes (http.processes); default one per CPU, at most 4",
     )
     args = parser.parse_args(argv)
-    args.only = {name.strip() for name in args.only.split(",") if name.strip()}
+    chosen = ",".join(args.names) if args.names else args.only
+    args.only = {name.strip() for name in chosen.split(",") if name.strip()}
     if unknown := args.only - set(BENCHMARKS):
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     return args
@@ -111,6 +116,7 @@ async def run_all(plan: Plan, selected: set[str]) -> list[Section]:
         "drain": bench_drain.run,
         "writeback": bench_writeback.run,
         "pull": bench_pull.run,
+        "prod": bench_prod.run,
     }
     for name, bench in singles.items():
         if name in selected:

@@ -46,6 +46,9 @@ class Plan:
     writeback_rps: float = 30.0
     writeback_workers: int = 3  # workers sharing one LeanIX user: (c) and (d)
     writeback_worker_updates: int = 200  # per worker
+    prod_rounds: int = 2  # per publisher, alternating the order (the spread is reported)
+    prod_s: float = 10.0  # each of prod's measured windows
+    prod_backlog_s: float = 3.0  # prod: the receivers' saturation with no worker (the backlog)
 
     @classmethod
     def make(cls, quick: bool, baseline_loop: str = "asyncio", processes: int = 0) -> Plan:
@@ -65,6 +68,9 @@ class Plan:
             drain_events=3_000,
             writeback_single_updates=100,
             writeback_worker_updates=30,
+            prod_rounds=1,
+            prod_s=3.0,
+            prod_backlog_s=1.0,
         )
 
 

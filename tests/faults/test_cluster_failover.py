@@ -37,19 +37,23 @@ from tests.faults.conftest import REPO, wait_for
 pytestmark = pytest.mark.integration
 
 SCRIPT = REPO / "deploy" / "rabbitmq-cluster.sh"
-RATE = 300  # events/s, steady
+RATE = 300  # events/s, steady, from before each stop until the survivors accept again
+QUIET_RATE = 20  # events/s while a stopped node restarts and rejoins (tens of seconds): any
+# 503 there still shows, and the worker is not handed a backlog it needs minutes to drain
 HANDLERS = "tests.cluster_handlers"
 NODES = ("bridge-c1@localhost", "bridge-c2@localhost", "bridge-c3@localhost")
 can_cluster = shutil.which("rabbitmq-server") is not None and os.geteuid() == 0
-# Not yet seen passing end to end on the shared, loaded 2-core machine it was written on
-# (three nodes, a receiver, a worker, PostgreSQL and 300 events/s beside other suites):
-# opt in until it has been measured on a quiet one.
+# Opt-in (`make test-cluster`): three extra nodes, two node restarts and 300 events/s
+# through PostgreSQL take minutes on a 2-core machine (a node's start alone 8-45 s, by
+# load), past the whole suite's budget of ~9 minutes; and at load 6-12 from other suites
+# the receiver itself was starved for seconds (no request answered), which no failover
+# explains. Run it alone.
 opted_in = os.environ.get("BRIDGE_CLUSTER_TESTS") == "1"
 
 
-async def cluster_script(*args: str, timeout_s: float = 180) -> str:
+async def cluster_script(*args: str, timeout_s: float = 180, check: bool = True) -> str:
     """Run deploy/rabbitmq-cluster.sh; its output through a file, not a pipe, which a
-    detached node could inherit and hold open."""
+    detached node could inherit and hold open. Unchecked, a failure returns ""."""
     with tempfile.TemporaryFile() as out:
         process = await asyncio.create_subprocess_exec(
             "bash", str(SCRIPT), *args, stdout=out, stderr=asyncio.subprocess.STDOUT,
@@ -59,6 +63,8 @@ async def cluster_script(*args: str, timeout_s: float = 180) -> str:
             await process.wait()
         out.seek(0)
         text = out.read().decode(errors="replace").strip()
+    if process.returncode != 0 and not check:
+        return ""
     if process.returncode != 0:
         pytest.fail(f"rabbitmq-cluster.sh {' '.join(args)}: {text}")
     return text
@@ -77,8 +83,14 @@ async def queue_leader(queue: str, ask: str) -> str:
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[list[str]]:
+    """The three nodes' URLs: a cluster already running is used (and left running), else
+    one is started for the test and stopped after it."""
     if not can_cluster:
         pytest.skip("a RabbitMQ cluster on this machine needs rabbitmq-server and root")
+    running = await cluster_script("running", check=False)
+    if running:
+        yield running.splitlines()[-1].split(",")
+        return
     urls = (await cluster_script("start")).splitlines()[-1].split(",")
     yield urls
     await cluster_script("stop")
@@ -86,31 +98,44 @@ async def cluster() -> AsyncIterator[list[str]]:
 
 @dataclass
 class Process:
-    """A `python -m service` process and the JSON lines it logged."""
+    """A `python -m service` process and the JSON lines it logged.
+
+    It logs to a file, not a pipe: at 300 events/s a process logs hundreds of lines a
+    second, and a test that read them from a pipe more slowly than they came (a loaded
+    machine) would block the process's writes, and with them its event loop, for seconds:
+    confirms overdue (503s), claims not renewed, all outside any failover."""
 
     process: asyncio.subprocess.Process
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    log: Path
+    _lines: list[dict[str, Any]] = field(default_factory=list)
+    _read: int = 0
 
-    async def read_log(self) -> None:
-        assert self.process.stderr is not None
-        async for raw in self.process.stderr:
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line logged so far (complete lines only)."""
+        with self.log.open("rb") as file:
+            file.seek(self._read)
+            chunk = file.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._read += len(complete)
+        for raw in complete.splitlines():
             try:
-                self.lines.append(json.loads(raw))
+                self._lines.append(json.loads(raw))
             except ValueError:
-                self.lines.append({"text": raw.decode(errors="replace")})
+                self._lines.append({"text": raw.decode(errors="replace")})
+        return self._lines
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("event") == name]
 
 
-async def start(mode: str, env: dict[str, str]) -> Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service", mode, cwd=REPO, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    started = Process(process)
-    started.reader = asyncio.create_task(started.read_log())  # type: ignore[attr-defined]
-    return started
+async def start(mode: str, env: dict[str, str], log: Path) -> Process:
+    with log.open("wb") as file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service", mode, cwd=REPO, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=file,
+        )  # fmt: skip
+    return Process(process, log)
 
 
 @dataclass
@@ -119,6 +144,7 @@ class Traffic:
 
     answers: list[tuple[float, int, str | None]] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
+    rate: int = RATE
 
     def since(self, t: float) -> int:
         return sum(1 for at, status, _ in self.answers if at >= t and status == 202)
@@ -140,10 +166,11 @@ async def send_steadily(url: str, traffic: Traffic, stop: asyncio.Event) -> None
                 if r.status == 202:
                     traffic.accepted.append(orjson.loads(body)["id"])
 
-        begun, n = time.monotonic(), 0
+        begun, due, n = time.monotonic(), 0.0, 0
         while not stop.is_set():
-            due = int((time.monotonic() - begun) * RATE)
-            for _ in range(due - n):
+            now = time.monotonic()
+            due, begun = due + (now - begun) * traffic.rate, now
+            for _ in range(int(due) - n):
                 n += 1
                 task = asyncio.create_task(one(n))
                 pending.add(task)
@@ -167,7 +194,7 @@ async def node_of(process: Process, after: int) -> str:
 async def accepting_since(traffic: Traffic, since: float, what: str) -> float:
     """Wait until events are accepted again, answered after `since`; when that was."""
     await wait_for(
-        lambda: traffic.since(max(since, time.monotonic() - 0.5)) >= RATE // 10,
+        lambda: traffic.since(max(since, time.monotonic() - 0.5)) >= max(5, traffic.rate // 10),
         timeout_s=60, what=what,
     )  # fmt: skip
     return time.monotonic()
@@ -177,11 +204,17 @@ async def fail_node(index: int, traffic: Traffic, windows: list[tuple[float, flo
     """Stop node `index` (0-based), wait until events are accepted on the survivors, start
     it again and wait until the cluster accepts with it back. The failover window spans
     all of that; the failover time runs from the stop to the first 202 after the last 503."""
+    traffic.rate = RATE
+    await wait_for(lambda: traffic.since(time.monotonic() - 1) >= RATE // 2, timeout_s=30,
+                   what="steady traffic before the stop")  # fmt: skip
     stopped_at = time.monotonic()
     await cluster_script("stop-node", str(index + 1))
     say(f"node {index + 1} stopped")
     await accepting_since(traffic, stopped_at, "events accepted again on the survivors")
     say("accepting again")
+    await wait_for(lambda: traffic.since(time.monotonic() - 1) >= RATE // 2, timeout_s=30,
+                   what="steady traffic on the survivors")  # fmt: skip
+    traffic.rate = QUIET_RATE
     started_at = time.monotonic()
     await cluster_script("start-node", str(index + 1))
     say(f"node {index + 1} back")
@@ -194,12 +227,14 @@ async def fail_node(index: int, traffic: Traffic, windows: list[tuple[float, flo
 
 @pytest.mark.skipif(not can_cluster, reason="a RabbitMQ cluster needs rabbitmq-server and root")
 @pytest.mark.skipif(not opted_in, reason="the cluster failover test: set BRIDGE_CLUSTER_TESTS=1")
-@pytest.mark.timeout(420)  # the cluster's start (~35 s), two node stops and restarts
+@pytest.mark.timeout(600)  # the cluster's start, two node stops and restarts, the drain
 async def test_failover_loses_nothing_and_handles_nothing_twice(
     cluster: list[str], prefix: str, tmp_path: Path
 ) -> None:
     config = tmp_path / "service.toml"
-    config.write_text("[amqp]\nconnect_retry_s = 0.3\n[http]\npublish_timeout_s = 1.0\n")
+    # A confirm may wait out a quorum leader's election (seconds); a timeout of 1 s also
+    # refused, on a starved machine, publishes no failover delayed.
+    config.write_text("[amqp]\nconnect_retry_s = 0.3\n[http]\npublish_timeout_s = 3.0\n")
     async with postgres_database(prefix) as store_url:
         await _create_counts(store_url)
         base = {
@@ -210,11 +245,14 @@ async def test_failover_loses_nothing_and_handles_nothing_twice(
             "STORE_URL": store_url,
             "LEANIX_WEBHOOK_AUTHORIZATION": senders.LEANIX_AUTH,
         }  # fmt: skip
-        receiver = await start("receiver", {**base, "AMQP_URL": ",".join(cluster)})
+        receiver = await start(
+            "receiver", {**base, "AMQP_URL": ",".join(cluster)}, tmp_path / "receiver.log"
+        )
         worker_urls = cluster[1:] + cluster[:1]  # the worker starts on another node
         worker = await start(
             "worker",
             {**base, "AMQP_URL": ",".join(worker_urls), "HANDLER_MODULES": HANDLERS},
+            tmp_path / "worker.log",
         )  # fmt: skip
         try:
             await _run(receiver, worker, cluster, prefix, store_url, tmp_path)
@@ -252,6 +290,7 @@ async def _run(
     leader = await queue_leader(f"{prefix}.worker", NODES[(receiver_node + 1) % 3])
     second = await fail_node(NODES.index(leader), traffic, windows)
     say(f"queue leader's node {leader} failed over")
+    traffic.rate = RATE
     await wait_for(lambda: traffic.since(time.monotonic() - 1) >= RATE // 2, timeout_s=60,
                    what="steady traffic after both failovers")  # fmt: skip
     stop.set()
@@ -261,7 +300,7 @@ async def _run(
 
     say("waiting for every accepted event to be handled")
     accepted = set(traffic.accepted)
-    await wait_for(lambda: _counts(store_url, accepted), timeout_s=120,
+    await wait_for(lambda: _counts(store_url, accepted), timeout_s=60 + len(accepted) / 25,
                    what="every accepted event handled")  # fmt: skip
     assert len(accepted) == len(traffic.accepted)
     counts = await _counts(store_url, accepted)
