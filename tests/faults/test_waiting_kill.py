@@ -28,6 +28,7 @@ from service.simulators.lab import HUMAN_USER, Lab
 from service.simulators.leanix import DEFAULT_API_TOKEN
 from service.store import Database
 from service.testing import cloud_event
+from tests import children
 from tests.conftest import AMQP_URL, delete_topology, settings_tree
 from tests.faults.conftest import REPO
 from tests.waiting import eventually
@@ -180,14 +181,9 @@ async def test_a_worker_killed_while_runs_wait_loses_none(
             return await _statuses(store_url) == ({"written_back": RUNS}, 0)
 
         await eventually(all_written_back, 60, f"{RUNS} runs, written back")
-        second.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            assert await second.wait() == 0
+        assert await children.stop(second) == 0
     finally:
-        for process in (first, second):
-            if process is not None and process.returncode is None:
-                process.kill()
-                await process.wait()
+        await children.reap(first, second)
     started = [orjson.loads(s["startInfo"]["InputArguments"])["name"] for s in lab.uipath.starts]
     assert sorted(started) == names and started[1:] == queued  # each once, first come first
 

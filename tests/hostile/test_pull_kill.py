@@ -28,6 +28,7 @@ from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
 from service.store import Database
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
+from tests import children
 from tests.conftest import AMQP_URL, delete_topology, postgres_database, settings_tree
 from tests.waiting import eventually
 
@@ -110,14 +111,9 @@ async def test_a_puller_killed_before_its_commit_loses_nothing_and_doubles_nothi
             took_s = time.time() - killed_at
             print(f"\nthe second puller committed {took_s:.1f} s after the SIGKILL")
             assert await _depth(bus) == 2 * EVENTS  # each event twice, under one id
-            second.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(30):
-                assert await second.wait() == 0
+            assert await children.stop(second) == 0
         finally:
-            for process in (first, second):
-                if process is not None and process.returncode is None:
-                    process.kill()
-                    await process.wait()
+            await children.reap(first, second)
     handled = await _work_off(bus, store_url)
     assert len(handled) == EVENTS and len(set(handled)) == EVENTS
 
