@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from service.bus import wire
 from service.bus.broker import connect
-from service.settings import AmqpSettings
+from service.bus.settings import AmqpSettings
 from service.terminal import visible, visible_json
 
 

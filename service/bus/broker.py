@@ -26,9 +26,9 @@ from service import metrics
 from service.bus import wire
 from service.bus.cluster import ClusterConnection
 from service.bus.publisher import Outgoing, Publisher, build
+from service.bus.settings import AmqpSettings, redact_url
 from service.bus.topology import Topology, declare
 from service.errors import BrokerUnavailable
-from service.settings import AmqpSettings, redact_url
 
 log = structlog.get_logger("service.bus")
 

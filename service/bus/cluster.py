@@ -23,7 +23,7 @@ import aio_pika
 import structlog
 from yarl import URL
 
-from service.settings import redact_url
+from service.bus.settings import redact_url
 
 log = structlog.get_logger("service.bus")
 

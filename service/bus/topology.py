@@ -20,7 +20,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 from pamqp.common import FieldTable
 
-from service.settings import AmqpSettings
+from service.bus.settings import AmqpSettings
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange
 from aiohttp import web
 
-from service.settings import AmqpSettings
+from service.bus.settings import AmqpSettings
 
 EXCHANGE = web.AppKey("exchange", AbstractExchange)
 ROUTING_KEY = "leanix.factsheet.created"

@@ -15,8 +15,9 @@ import aio_pika
 import aiormq
 
 from service.bus import topology
+from service.bus.settings import AmqpSettings
 from service.bus.topology import retry_queue
-from service.settings import AmqpSettings, WorkerSettings
+from service.settings import WorkerSettings
 from tests.benchmarks.config import AMQP_URL
 
 CLEANUP_TIMEOUT_S = 30.0

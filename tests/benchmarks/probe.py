@@ -13,7 +13,7 @@ import asyncio
 import time
 
 from service.bus.broker import Broker
-from service.settings import AmqpSettings
+from service.bus.settings import AmqpSettings
 from tests.benchmarks.bus import names
 
 RATE = 50.0  # messages per second: light beside the measured load

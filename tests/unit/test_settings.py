@@ -10,6 +10,7 @@ import pytest
 from yarl import URL
 
 from service import settings
+from service.bus.settings import redact_url
 from service.errors import ConfigError
 from tests import senders
 
@@ -161,15 +162,15 @@ PIECES = ("PWa", "PWb", "PWc", "PWd")
     ],
 )
 def test_redaction_masks_the_password_whatever_its_characters(url: str) -> None:
-    redacted = settings.redact_url(url)
+    redacted = redact_url(url)
     assert "PW" not in redacted
     assert "***" in redacted
 
 
 def test_redaction_keeps_what_is_not_a_password() -> None:
-    assert settings.redact_url("amqp://u:p@[::1]:5672/vh?x=1") == "amqp://u:***@[::1]:5672/vh?x=1"
-    assert settings.redact_url("amqp://u@host/") == "amqp://u@host/"
-    assert settings.redact_url("amqp://host:5672/") == "amqp://host:5672/"
+    assert redact_url("amqp://u:p@[::1]:5672/vh?x=1") == "amqp://u:***@[::1]:5672/vh?x=1"
+    assert redact_url("amqp://u@host/") == "amqp://u@host/"
+    assert redact_url("amqp://host:5672/") == "amqp://host:5672/"
 
 
 @pytest.mark.parametrize(
