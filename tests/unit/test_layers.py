@@ -1,8 +1,9 @@
-"""The layering goes one way: the store and the bus import nothing from the layers above;
-the HTTP application's parts (receiver/, admin/, probes.py) are siblings that import
-nothing from each other, and service/web.py alone assembles them; the core (receiver,
-automation, admin, resources, runtime, web, simulators) names no platform but asks the
-registry, and a platform package uses the generic toolkit and itself only."""
+"""The layering goes one way: the store and the bus import only themselves and the
+foundations (errors, runs, metrics, config), which import nothing else; the HTTP
+application's parts (receiver/, admin/, probes.py) are siblings that import nothing from
+each other, and service/web.py alone assembles them; the core (receiver, automation,
+admin, resources, runtime, web, simulators) names no platform but asks the registry, and
+a platform package uses the generic toolkit and itself only."""
 
 from __future__ import annotations
 
@@ -14,17 +15,16 @@ import pytest
 import service
 
 ROOT = Path(service.__file__).parent
-LOW = ("store", "bus")
-ABOVE = (
-    "service.clients",
-    "service.receiver",
-    "service.admin",
-    "service.automation",
-    "service.worker",
-    "service.runtime",
-    "service.resources",
-    "service.web",
-)
+# What each low layer may import from the service: itself and the foundations below it
+# (and, through `service/__init__.py`, the public kit every import of `service.*` loads).
+LOW = {
+    "store": ("service.store", "service.errors", "service.runs"),
+    "bus": ("service.bus", "service.errors", "service.metrics", "service.config"),
+}
+# The modules at the bottom: each imports only others of them, so what a low layer may
+# import pulls in nothing above it either (service/settings.py, which names every
+# platform, is not one: the bus keeps its own settings, service/bus/settings.py).
+FOUNDATIONS = ("service.errors", "service.runs", "service.metrics", "service.config")
 LOW_MODULES = sorted(p for layer in LOW for p in (ROOT / layer).rglob("*.py"))
 # What each part of the HTTP application must not import: its siblings, the store (the
 # receiver never needs it), and the composition roots that import them.
@@ -64,8 +64,9 @@ def within(name: str, packages: tuple[str, ...]) -> bool:
     return any(name == package or name.startswith(f"{package}.") for package in packages)
 
 
-def above(name: str) -> bool:
-    return within(name, ABOVE)
+def not_allowed(names: set[str], allowed: tuple[str, ...]) -> list[str]:
+    """The service modules among `names` outside `allowed` (the bare package aside)."""
+    return sorted(n for n in names if n.startswith("service.") and not within(n, allowed))
 
 
 def imports_of(path: Path) -> set[str]:
@@ -84,8 +85,15 @@ def test_the_low_layers_have_modules_to_check() -> None:
 @pytest.mark.parametrize("path", LOW_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_a_low_module_imports_nothing_from_above(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    offending = sorted(name for name in imported(tree) if above(name))
+    offending = not_allowed(imported(tree), LOW[path.relative_to(ROOT).parts[0]])
     assert not offending, f"{path.relative_to(ROOT)} imports {offending}: move it lower"
+
+
+@pytest.mark.parametrize("module", FOUNDATIONS)
+def test_a_foundation_imports_only_foundations(module: str) -> None:
+    path = ROOT.parent / f"{module.replace('.', '/')}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    assert not_allowed(imported(tree), FOUNDATIONS) == []
 
 
 def test_an_upward_import_is_caught() -> None:
@@ -94,10 +102,24 @@ def test_an_upward_import_is_caught() -> None:
         "from service import worker\n"
         "import service.runtime\n"
         "from service.runs import RunState\n"
+        "from service.settings import Settings\n"
+        "from service.vendors import registry\n"
     )
-    assert sorted(name for name in imported(tree) if above(name)) == [
+    assert not_allowed(imported(tree), LOW["store"]) == [
         "service.clients.base",
         "service.runtime",
+        "service.settings",
+        "service.vendors",
+        "service.vendors.registry",
+        "service.worker",
+    ]
+    assert not_allowed(imported(tree), LOW["bus"]) == [
+        "service.clients.base",
+        "service.runs",
+        "service.runtime",
+        "service.settings",
+        "service.vendors",
+        "service.vendors.registry",
         "service.worker",
     ]
 
