@@ -228,6 +228,14 @@ class LabPlatform(Protocol):
         """Environment variables that point a service at the served simulator."""
         ...
 
+    def started_inputs(self) -> list[dict[str, Any]]:
+        """The inputs of each run the simulator started, in order, as it received them."""
+        ...
+
+    def fail_next_run(self) -> None:
+        """Make the simulator's next run end failed (in the platform's own words)."""
+        ...
+
 
 # --- The platform -------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import aio_pika
 import aiohttp
-import orjson
 import pytest
 
 from service.runtime import serve
@@ -133,15 +132,7 @@ async def logged_statuses(settings: Settings, subject: str) -> list[str]:
 
 def received_inputs(lab: Lab, vendor: str) -> list[dict[str, Any]]:
     """The inputs each platform received for the runs it started, as it recorded them."""
-    if vendor == "leapwork":
-        return [dict(run.variables) for run in lab.leapwork.runs.values()]
-    if vendor == "robocorp":
-        return [dict(run.payloads[0]) for run in lab.robocorp.runs.values()]
-    if vendor == "uipath":
-        return [orjson.loads(s["startInfo"]["InputArguments"]) for s in lab.uipath.starts]
-    if vendor == "http":
-        return [dict(run.body) for run in lab.http.runs.values()]
-    return [dict(call["inputs"]) for call in lab.workato.calls if "inputs" in call]
+    return lab.platforms[vendor].started_inputs()
 
 
 __all__ = ["VENDORS", "Service", "drained", "eventually", "received_inputs"]

@@ -55,12 +55,7 @@ async def test_event_starts_a_run_whose_outcome_is_written_back(
 async def test_a_failed_run_is_written_back_as_failed(
     lab: Lab, service_factory: Start, vendor: str
 ) -> None:
-    fail = {"leapwork": lambda: lab.leapwork.next_outcome("Failed"),
-            "robocorp": lambda: lab.robocorp.next_outcome("unresolved"),
-            "uipath": lambda: lab.uipath.next_outcome("Faulted"),
-            "workato": lambda: lab.workato.next_outcome("failed"),
-            "http": lambda: lab.http.next_outcome("failed")}  # fmt: skip
-    fail[vendor]()
+    lab.platforms[vendor].fail_next_run()
     await service_factory([lab.rule(vendor)])
     fact_sheet = lab.leanix.add_fact_sheet("Application", "Billing")
 

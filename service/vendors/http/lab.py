@@ -51,6 +51,12 @@ class HttpLab:
             "HTTP_CALLBACK_SECRET": CALLBACK_SECRET,
         }
 
+    def started_inputs(self) -> list[dict[str, Any]]:
+        return [dict(run.body) for run in self.simulator.runs.values()]
+
+    def fail_next_run(self) -> None:
+        self.simulator.next_outcome("failed")
+
     def _credentials(self) -> list[dict[str, Any]]:
         return [{"name": "lab", "hosts": [self.host], "headers": {API_KEY_HEADER: API_KEY}}]
 

@@ -31,6 +31,12 @@ class LeapworkLab:
     def credentials(self) -> dict[str, str]:
         return {"LEAPWORK_ACCESS_KEY": ACCESS_KEY}
 
+    def started_inputs(self) -> list[dict[str, Any]]:
+        return [dict(run.variables) for run in self.simulator.runs.values()]
+
+    def fail_next_run(self) -> None:
+        self.simulator.next_outcome("Failed")
+
 
 def lab(run_duration_s: float) -> LeapworkLab:
     return LeapworkLab(LeapworkSimulator(ACCESS_KEY, run_duration_s=run_duration_s))

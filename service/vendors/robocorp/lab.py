@@ -37,6 +37,12 @@ class RobocorpLab:
     def credentials(self) -> dict[str, str]:
         return {"ROBOCORP_API_KEY": API_KEY, "ROBOCORP_WORKSPACE_ID": WORKSPACE}
 
+    def started_inputs(self) -> list[dict[str, Any]]:
+        return [dict(run.payloads[0]) for run in self.simulator.runs.values()]
+
+    def fail_next_run(self) -> None:
+        self.simulator.next_outcome("unresolved")
+
 
 def lab(run_duration_s: float) -> RobocorpLab:
     return RobocorpLab(RobocorpSimulator(API_KEY, WORKSPACE, run_duration_s=run_duration_s))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from service.vendors.uipath.simulator import UipathSimulator
 
 # Local, throwaway values.
@@ -40,6 +42,12 @@ class UipathLab:
 
     def credentials(self) -> dict[str, str]:
         return {"UIPATH_CLIENT_ID": CLIENT[0], "UIPATH_WEBHOOK_SECRET": WEBHOOK_SECRET}
+
+    def started_inputs(self) -> list[dict[str, Any]]:
+        return [orjson.loads(s["startInfo"]["InputArguments"]) for s in self.simulator.starts]
+
+    def fail_next_run(self) -> None:
+        self.simulator.next_outcome("Faulted")
 
 
 def lab(run_duration_s: float) -> UipathLab:

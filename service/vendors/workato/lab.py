@@ -43,6 +43,12 @@ class WorkatoLab:
             "WORKATO_DEVELOPER_API_TOKEN": DEVELOPER_TOKEN,
         }
 
+    def started_inputs(self) -> list[dict[str, Any]]:
+        return [dict(call["inputs"]) for call in self.simulator.calls if "inputs" in call]
+
+    def fail_next_run(self) -> None:
+        self.simulator.next_outcome("failed")
+
 
 def lab(run_duration_s: float) -> WorkatoLab:
     simulator = WorkatoSimulator(
