@@ -146,6 +146,7 @@ class Status:
     broker: BrokerStatus
     runs_in_flight: dict[str, Count]
     # starts that wait (rules with start.concurrency or coalesce), per rule, by status:
-    # waiting (for a slot), coalescing (its window open), starting (claimed by a worker)
+    # waiting (for a slot), coalescing (its window open), retrying (failed for now: holds its
+    # target until its retry time), starting (claimed by a worker)
     runs_waiting: dict[str, dict[str, Count]]
     events_last_24h: dict[str, Count]
