@@ -269,6 +269,29 @@ class WaitingStore:
             per_rule[status] = per_rule.get(status, 0) + 1
         return found
 
+    async def page(
+        self, *, states: tuple[str, ...] = STATES, rules: tuple[str, ...] | None = None,
+        fact_sheet_id: str | None = None, after: tuple[float, int] | None = None,
+        limit: int = 100,
+    ) -> list[Waiting]:  # fmt: skip
+        """Waiting starts in the order they will start, from after `after` (a start's due
+        time and id), in one of `states` and, if given, of one of `rules`."""
+        now = time.time()
+        query = (
+            sa.select(waiting_starts)
+            .where(sa.or_(*(_in_state(state, now) for state in states)))
+            .order_by(*_ORDER)
+            .limit(limit)
+        )
+        if rules is not None:
+            query = query.where(waiting_starts.c.rule.in_(rules))
+        if fact_sheet_id is not None:
+            query = query.where(waiting_starts.c.fact_sheet_id == fact_sheet_id)
+        if after is not None:
+            query = query.where(sa.not_(_before_or_at(*after)))
+        async with self.engine.connect() as connection:
+            return [Waiting.from_row(row) for row in await connection.execute(query)]
+
     async def search(
         self, *, rule: str | None = None, fact_sheet_id: str | None = None, limit: int | None = 100
     ) -> list[Waiting]:
@@ -282,6 +305,26 @@ class WaitingStore:
             query = query.limit(limit)
         async with self.engine.connect() as connection:
             return [Waiting.from_row(row) for row in await connection.execute(query)]
+
+
+def _in_state(state: str, now: float) -> sa.ColumnElement[bool]:
+    """Rows whose `Waiting.status(now)` is `state`, as SQL."""
+    live = waiting_starts.c.claimed_until >= now
+    if state == "starting":
+        return sa.and_(waiting_starts.c.claimed_by.is_not(None), live)
+    if state == "retrying":
+        return sa.and_(waiting_starts.c.claimed_by.is_(None), live)
+    idle = sa.or_(waiting_starts.c.claimed_until.is_(None), waiting_starts.c.claimed_until < now)
+    if state == "coalescing":
+        return sa.and_(idle, waiting_starts.c.due_at > now)
+    return sa.and_(idle, waiting_starts.c.due_at <= now)
+
+
+def _before_or_at(due_at: float, waiting_id: int) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        waiting_starts.c.due_at < due_at,
+        sa.and_(waiting_starts.c.due_at == due_at, waiting_starts.c.id <= waiting_id),
+    )
 
 
 async def _held_head(connection: AsyncConnection, slots: Slots, now: float) -> Any:
