@@ -17,7 +17,7 @@ import aiormq
 import orjson
 from aiohttp import web
 
-from service.admin import bodies, dead_letters, replay
+from service.admin import bodies, dead_letters, replay, waiting
 from service.admin.auth import DATABASE, KEY
 from service.admin.bodies import MAX_LIMIT, MAX_REPLAY
 from service.admin.factsheet import fact_sheet
@@ -27,6 +27,7 @@ from service.deadletters import parse_since, readers_lock
 from service.errors import BrokerUnavailable, ConfigError, MalformedEvent, NotFound, Unavailable
 from service.settings import Settings
 from service.store import Database
+from service.store import runs as runs_store
 from service.store.eventlog import EventQuery, LoggedEvent
 
 SETTINGS = web.AppKey("admin_settings", Settings)
@@ -38,6 +39,7 @@ BROKER_ERRORS = (
 )
 BROKER = web.AppKey("admin_broker", Broker)
 RUN_CURSOR = "[0-9]{1,18}"  # a run's id
+RUN_STATES = ("started", "waiting")  # GET /api/v1/runs?state=: runs, or the starts that wait
 VERSION = "0.1.0"
 REPLAY_FILTERS = ("type", "fact_sheet", "run_id", "status", "since", "until")
 
@@ -118,16 +120,30 @@ async def get_event(request: web.Request) -> bodies.EventDetail:
 
 
 async def list_runs(request: web.Request) -> bodies.RunPage:
-    """Runs by Fact Sheet, vendor and status, newest first."""
+    """Runs by Fact Sheet, vendor, rule and status, newest first; or the starts that wait."""
     q = request.query
+    state = q.get("state") or "started"
+    if state not in RUN_STATES:
+        raise MalformedEvent(f"state must be one of {', '.join(RUN_STATES)}")
+    if (q.get("vendor") or None) not in (None, *rules_module.VENDORS):
+        raise MalformedEvent(f"vendor must be one of {', '.join(rules_module.VENDORS)}")
+    limit = _limit(q)
+    if state == "waiting":
+        return await waiting.page(request.app[DATABASE], _rules(request), q, limit)
+    return await _started_runs(request.app[DATABASE], q, limit)
+
+
+async def _started_runs(database: Database, q: Mapping[str, str], limit: int) -> bodies.RunPage:
     before = q.get("cursor")
     if before is not None and not re.fullmatch(RUN_CURSOR, before):
         raise MalformedEvent("cursor must be the next_cursor of a previous page")
-    limit = _limit(q)
-    runs = await request.app[DATABASE].runs.search(
+    if (q.get("status") or None) not in (None, *runs_store.STATUSES):
+        raise MalformedEvent(f"status of a run must be one of {', '.join(runs_store.STATUSES)}")
+    runs = await database.runs.search(
         fact_sheet_id=q.get("fact_sheet_id") or None,
         vendor=q.get("vendor") or None,
         status=q.get("status") or None,
+        rule=q.get("rule") or None,
         limit=limit + 1,
         before_id=int(before) if before else None,
     )
@@ -223,11 +239,14 @@ async def stats(request: web.Request) -> bodies.Stats:
 
 async def list_rules(request: web.Request) -> bodies.RuleList:
     """The rules in force."""
+    return bodies.RuleList(_rules(request))
+
+
+def _rules(request: web.Request) -> tuple[rules_module.Rule, ...]:
     try:
-        loaded = rules_module.load(request.app[SETTINGS].rules)
+        return rules_module.load(request.app[SETTINGS].rules)
     except ConfigError as exc:
         raise MalformedEvent(str(exc)) from None
-    return bodies.RuleList(loaded)
 
 
 async def status(request: web.Request) -> bodies.Status:

@@ -54,10 +54,33 @@ class EventDetail(LoggedEvent):
 
 
 @dataclass(frozen=True)
-class RunPage:
-    """A page of runs."""
+class WaitingStart:
+    """A start that waits (rules with `start.concurrency` or `coalesce`): for its rule's
+    coalescing window to close, for a free slot of its target or the starts before it, for
+    its retry after it failed for now (holding its target's later starts), or being made
+    by a worker."""
 
-    items: list[Run]
+    id: int
+    state: str
+    rule: str
+    vendor: Annotated[str | None, Field(description="The rule's; null if it left the rules.")]
+    target_key: str
+    fact_sheet_id: str | None
+    event_id: Annotated[str, Field(description="The latest event's, for a coalesced start.")]
+    events: Annotated[int, Field(ge=1, description="How many events it coalesced.")]
+    first_seen: float
+    due_at: float
+    retry_at: float | None
+    attempts: Count
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """A page of runs: started runs, newest first; or with `state=waiting` the starts
+    that wait, in the order they will start."""
+
+    items: list[Run] | list[WaitingStart]
     next_cursor: Cursor
 
 
@@ -146,6 +169,7 @@ class Status:
     broker: BrokerStatus
     runs_in_flight: dict[str, Count]
     # starts that wait (rules with start.concurrency or coalesce), per rule, by status:
-    # waiting (for a slot), coalescing (its window open), starting (claimed by a worker)
+    # waiting (for a slot), coalescing (its window open), retrying (failed for now: holds its
+    # target until its retry time), starting (claimed by a worker)
     runs_waiting: dict[str, dict[str, Count]]
     events_last_24h: dict[str, Count]

@@ -20,7 +20,7 @@ from service.admin import bodies
 from service.admin.openapi_parts import Schema
 from service.automation.rules import VENDORS, Rule
 from service.runs import RunStatus
-from service.store import eventlog, runs
+from service.store import eventlog, runs, waiting
 
 NOT_NEGATIVE: Schema = {"minimum": 0}
 REFINED: dict[tuple[type, str], Schema] = {
@@ -44,6 +44,18 @@ REFINED: dict[tuple[type, str], Schema] = {
     (runs.Run, "outcome"): {"enum": [*get_args(RunStatus), None]},
     (runs.Run, "poll_count"): NOT_NEGATIVE,
     (Rule, "vendor"): {"enum": list(VENDORS)},
+    (bodies.WaitingStart, "state"): {"enum": list(waiting.STATES)},
+    (bodies.WaitingStart, "vendor"): {"enum": [*VENDORS, None]},
+    (bodies.WaitingStart, "first_seen"): {"description": "unix seconds: its first event"},
+    (bodies.WaitingStart, "due_at"): {
+        "description": "unix seconds: when its window closes (or closed), or when it came; "
+        "its place in its target's line"
+    },
+    (bodies.WaitingStart, "retry_at"): {
+        "description": "unix seconds: when a start that failed for now is tried again; "
+        "null unless `retrying`"
+    },
+    (bodies.WaitingStart, "last_error"): {"description": "Why its last attempt failed."},
     (bodies.Status, "events_last_24h"): {"propertyNames": {"enum": list(eventlog.STATUSES)}},
     (eventlog.MinuteCount, "status"): {"enum": list(eventlog.STATUSES)},
     (eventlog.MinuteCount, "count"): NOT_NEGATIVE,

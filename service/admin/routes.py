@@ -15,9 +15,10 @@ from typing import Any, get_type_hints
 from aiohttp import web
 
 from service.admin import api, bodies
+from service.admin import waiting as admin_waiting
 from service.admin.auth import Handler, require
 from service.automation.rules import VENDORS
-from service.store import eventlog, runs
+from service.store import eventlog, runs, waiting
 
 Answering = Callable[[web.Request], Awaitable[object]]  # returns a body from bodies.py
 STRING = {"type": "string"}
@@ -101,16 +102,34 @@ EVENTS_QUERY = (
     Param("cursor", PREVIOUS_PAGE),
 )
 RUNS_QUERY = (
+    Param(
+        "state",
+        "`started`: the runs, newest first. `waiting`: the starts that wait (rules with "
+        "`start.concurrency` or `coalesce`), in the order they will start.",
+        {"enum": list(api.RUN_STATES), "default": "started"},
+    ),
     Param("fact_sheet_id", "The Fact Sheet the run is about."),
     Param("vendor", "The platform.", _enum(VENDORS)),
-    Param("status", "The run's status.", _enum(runs.STATUSES)),
+    Param("rule", "The rule that started it (or will)."),
+    Param(
+        "status",
+        f"A run's status ({', '.join(runs.STATUSES)}); with `state=waiting` a waiting "
+        f"start's ({', '.join(waiting.STATES)}).",
+        _enum((*runs.STATUSES, *(s for s in waiting.STATES if s not in runs.STATUSES))),
+    ),
     Param("limit", "Page size.", LIMIT_SCHEMA),
-    Param("cursor", PREVIOUS_PAGE, {**STRING, "pattern": f"^{api.RUN_CURSOR}$"}),
+    Param(
+        "cursor",
+        PREVIOUS_PAGE,
+        {**STRING, "pattern": f"^({api.RUN_CURSOR}|{admin_waiting.CURSOR})$"},
+    ),
 )
 DEAD_LETTERS_QUERY = tuple(p for p in EVENTS_QUERY if p.name != "status")
 EVENTS_400 = _bad_query("type, limit, since, until or cursor")
 EVENT_404 = {404: "No event with this id in the event log."}
-RUNS_400 = _bad_query("limit or cursor")
+RUNS_400 = _bad_query(
+    "state, vendor, status (one the state has not), limit or cursor (of the other state)"
+)
 DEAD_LETTERS_REFUSED = EVENTS_400
 EVENTS_REPLAY_REFUSED = {
     400: "The body is not a JSON object, a filter is invalid, more than "

@@ -11,10 +11,12 @@ by a run another worker saw end, a worker that died holding starts), so that a w
 killed while runs wait loses none. A start is claimed in the store before it is made,
 and the claim counts against the target's limit across every worker.
 
-A start that fails (the platform is down, a Leapwork schedule still busy answers 410)
-waits again, for the worker's retry delays, then is first in line again (starts behind
-it may go meanwhile); one the platform refuses for good is dropped with an error in the
-log, as the event would be dead-lettered.
+Starts go strictly in order per target. A start that fails for now (the platform is
+down, a Leapwork schedule still busy answers 410) keeps its place at the head: it waits
+for the next of the worker's retry delays (the last one again and again) and no later
+start of its target is made meanwhile; each failure logs `run.start_deferred` with how
+many starts it holds behind it. One the platform refuses for good is dropped with an
+error in the log, as the event would be dead-lettered, and the next one goes.
 """
 
 from __future__ import annotations
@@ -100,23 +102,26 @@ async def _drain(slots: Slots, resources: Resources) -> int:
     while claimed := await store.claim(
         slots, HOLDER, settings.waiting_claim_s, settings.waiting_claim_s
     ):
-        for waiting in claimed:
-            await _start(waiting, resources)
+        for index, waiting in enumerate(claimed):
+            if not await _start(waiting, resources):  # it holds the rest: give them back
+                await store.release([w.id for w in claimed[index + 1 :]], HOLDER)
+                return started
             started += 1
     return started
 
 
-async def _start(waiting: Waiting, resources: Resources) -> None:
-    """Make one claimed start; forget it once made, or let it wait again if it failed."""
+async def _start(waiting: Waiting, resources: Resources) -> bool:
+    """Make one claimed start; forget it once made (or refused for good), or let it wait
+    for its retry, holding its target, if it failed for now (False)."""
     from service.automation.starter import fact_sheet_of, start_run
 
     store = resources.database.waiting
     bound = log.bind(rule=waiting.rule, event_id=waiting.event_id, waited_s=_waited(waiting))
     rule = next((r for r in resources.rules if r.name == waiting.rule), None)
-    if rule is None:  # the rule left the configuration: it waits for it to come back
+    if rule is None:  # the rule left the configuration meanwhile: it waits for it
         bound.warning("run.waiting_without_rule")
-        await store.later(waiting.id, HOLDER, time.time() + _delay(resources, waiting.attempts))
-        return
+        await store.release([waiting.id], HOLDER)
+        return False
     event = decode(waiting.event.encode())
     try:
         async with asyncio.timeout(resources.settings.worker.handler_timeout_s):
@@ -125,14 +130,25 @@ async def _start(waiting: Waiting, resources: Resources) -> None:
         bound.error("run.start_dropped", error=str(exc)[:500], events=waiting.events)
         await store.done(waiting.id, HOLDER)
     except Exception as exc:  # transient, or unknown: never lose the start
-        delay = _delay(resources, waiting.attempts)
-        bound.warning("run.start_deferred", error=str(exc)[:500], retry_in_s=delay)
-        await store.later(waiting.id, HOLDER, time.time() + delay)
+        await _defer(waiting, str(exc) or repr(exc), resources, bound)
+        return False
     except asyncio.CancelledError:  # the worker stops, or the handler timed out
-        await asyncio.shield(store.later(waiting.id, HOLDER, time.time()))  # others take it
+        await asyncio.shield(store.release([waiting.id], HOLDER))  # others take it
         raise
     else:
         await store.done(waiting.id, HOLDER)
+    return True
+
+
+async def _defer(waiting: Waiting, error: str, resources: Resources, bound: Any) -> None:
+    """Hold the start, first in its target's line, until its next retry."""
+    store = resources.database.waiting
+    delay = _delay(resources, waiting.attempts)
+    await store.later(waiting.id, HOLDER, time.time() + delay, error[:500])
+    bound.warning(
+        "run.start_deferred", error=error[:500], retry_in_s=delay, attempts=waiting.attempts + 1,
+        target=waiting.target_key, holding=await store.behind(waiting),
+    )  # fmt: skip
 
 
 def _delay(resources: Resources, attempts: int) -> float:

@@ -84,6 +84,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "console indexes", _indexes(schema.runs, *CONSOLE_INDEXES)),
     Migration(11, "waiting starts", _create(schema.waiting_starts)),
     Migration(12, "event attributes", _add_columns(schema.events, "attributes", "accepted_at")),
+    Migration(13, "waiting start errors", _add_columns(schema.waiting_starts, "last_error")),
 )
 
 

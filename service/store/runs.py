@@ -237,13 +237,14 @@ class RunStore:
         status: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
+        rule: str | None = None,
     ) -> list[Run]:
-        """Runs, newest first, filtered by Fact Sheet, vendor and status."""
+        """Runs, newest first, filtered by Fact Sheet, vendor, status and rule."""
         query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(runs.c.id < before_id)
         for column, value in ((runs.c.fact_sheet_id, fact_sheet_id), (runs.c.vendor, vendor),
-                              (runs.c.status, status)):  # fmt: skip
+                              (runs.c.status, status), (runs.c.rule, rule)):  # fmt: skip
             if value is not None:
                 query = query.where(column == value)
         return await self._select(query)

@@ -59,7 +59,8 @@ sa.Index("runs_started", runs.c.started_at)  # the console: runs of the last 24 
 # for their rule's coalescing window (`coalesce`) to close. FIFO per target by (due_at,
 # id). A coalescing row is keyed by `coalesce_key` (rule and Fact Sheet), its event
 # replaced by later ones; a claimed row loses the key, so later events open a new one.
-# A worker starting a row holds `claimed_until`; one that died lets it lapse.
+# A worker starting a row holds `claimed_until`; one that died lets it lapse. A row whose
+# start failed for now has no holder and `claimed_until` its retry time, `last_error` why.
 waiting_starts = sa.Table(
     "waiting_starts",
     metadata,
@@ -78,6 +79,7 @@ waiting_starts = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("claimed_by", sa.String(64), nullable=True),
     sa.Column("claimed_until", sa.Float, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
 )
 sa.Index("waiting_starts_target", waiting_starts.c.target_key, waiting_starts.c.due_at)
 sa.Index("waiting_starts_due", waiting_starts.c.due_at)

@@ -2,13 +2,15 @@
 coalescing window closed, kept in the store so that no worker's memory holds them.
 
     add / coalesce --> row (due_at) --claim (a free slot)--> claimed --done--> deleted
-                                        ^                      | failed: later (not
-                                        +----------------------+ before a retry time),
-                                                                 or the claim lapses
+                        ^                                     |
+                        +-- later: held until its retry time <-+ failed for now
+                        +-- release, or the claim lapses <-----+ not tried
 
-A claim counts the target's runs in flight (its rules' runs `running`, or `starting`
-within `starting_s`) and the rows claimed and not yet done, and takes at most the rest
-of its limit, oldest due first (a start that failed keeps its due time, so its place).
+A target's starts go strictly in order, by due time then arrival: a claim takes the due
+starts of its target that fit the rest of its limit (its rules' runs `running`, or
+`starting` within `starting_s`, and the rows claimed and not yet done count against it),
+and never one behind a start that failed for now and waits for its retry: that start
+holds its target (`held`) until it is made, or dropped (`done`) as refused for good.
 Claims of one target are taken one at a time across every worker: on PostgreSQL under a
 transaction-scoped advisory lock on the target, on SQLite under the database's write
 lock, which the claim's first statement takes.
@@ -30,6 +32,11 @@ from service.store.schema import runs, waiting_starts
 _CLAIMABLE = sa.or_(
     waiting_starts.c.claimed_until.is_(None), waiting_starts.c.claimed_until < sa.bindparam("now")
 )
+_HELD = sa.and_(  # failed for now, waiting for its retry time
+    waiting_starts.c.claimed_by.is_(None), waiting_starts.c.claimed_until >= sa.bindparam("now")
+)
+_ORDER = (waiting_starts.c.due_at, waiting_starts.c.id)
+STATES = ("coalescing", "waiting", "retrying", "starting")
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Waiting:
     coalesce_key: str | None = None
     claimed_by: str | None = None
     claimed_until: float | None = None
+    last_error: str | None = None
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> Waiting:
@@ -56,11 +64,17 @@ class Waiting:
         return cls(**data)
 
     def status(self, now: float) -> str:
-        """`coalescing` until its window closes, `starting` while claimed, else `waiting`
-        (for a slot, or for its retry after a start that failed)."""
-        if self.claimed_by is not None and (self.claimed_until or 0.0) >= now:
-            return "starting"
+        """`coalescing` until its window closes, `starting` while claimed, `retrying` after
+        a start that failed for now until its retry time (holding its target), else
+        `waiting` (for a slot, or for the starts before it)."""
+        if (self.claimed_until or 0.0) >= now:
+            return "starting" if self.claimed_by is not None else "retrying"
         return "coalescing" if self.due_at > now else "waiting"
+
+    def retry_at(self, now: float) -> float | None:
+        """When a start that failed for now is tried again; None if it is not held."""
+        held = self.claimed_by is None and (self.claimed_until or 0.0) >= now
+        return self.claimed_until if held else None
 
 
 @dataclass(frozen=True)
@@ -134,7 +148,8 @@ class WaitingStore:
 
     async def claim(self, slots: Slots, holder: str, lease_s: float,
                     starting_s: float) -> list[Waiting]:  # fmt: skip
-        """Take the due starts of a target that fit its free slots, oldest due first."""
+        """Take the due starts of a target that fit its free slots, in order, and none
+        behind a start that waits for its retry."""
         now = time.time()
         async with self.engine.begin() as connection:
             await _lock(connection, slots.target_key)
@@ -144,10 +159,14 @@ class WaitingStore:
             query = (
                 sa.select(waiting_starts.c.id)
                 .where(waiting_starts.c.target_key == slots.target_key,
+                       waiting_starts.c.rule.in_(slots.rules),
                        waiting_starts.c.due_at <= now, _CLAIMABLE)
-                .order_by(waiting_starts.c.due_at, waiting_starts.c.id)
+                .order_by(*_ORDER)
                 .with_for_update(skip_locked=True)
             )  # fmt: skip
+            head = await _held_head(connection, slots, now)
+            if head is not None:
+                query = query.where(_before(head))
             if free is not None:
                 query = query.limit(free)
             ids = [row[0] for row in await connection.execute(query, {"now": now})]
@@ -160,9 +179,7 @@ class WaitingStore:
                         updated_at=now)
             )  # fmt: skip
             found = await connection.execute(
-                sa.select(waiting_starts)
-                .where(waiting_starts.c.id.in_(ids))
-                .order_by(waiting_starts.c.due_at, waiting_starts.c.id)
+                sa.select(waiting_starts).where(waiting_starts.c.id.in_(ids)).order_by(*_ORDER)
             )
             return [Waiting.from_row(row) for row in found]
 
@@ -194,19 +211,43 @@ class WaitingStore:
         async with self.engine.begin() as connection:
             await connection.execute(waiting_starts.delete().where(mine))
 
-    async def later(self, waiting_id: int, holder: str, retry_at: float) -> None:
-        """The start failed for now: nobody takes it before `retry_at`; then it is first
-        in line again (its due time, its place, is kept; starts behind it may go first
-        meanwhile)."""
+    async def later(
+        self, waiting_id: int, holder: str, retry_at: float, error: str | None = None
+    ) -> None:
+        """The start failed for now: nobody takes it before `retry_at`, and it holds its
+        target's later starts until then (its due time, its place, is kept)."""
         mine = sa.and_(waiting_starts.c.id == waiting_id, waiting_starts.c.claimed_by == holder)
         statement = (
             waiting_starts.update()
             .where(mine)
             .values(claimed_by=None, claimed_until=retry_at, updated_at=time.time(),
-                    attempts=waiting_starts.c.attempts + 1)
+                    attempts=waiting_starts.c.attempts + 1,
+                    last_error=error[:500] if error is not None else None)
         )  # fmt: skip
         async with self.engine.begin() as connection:
             await connection.execute(statement)
+
+    async def release(self, waiting_ids: list[int], holder: str) -> None:
+        """Give back claimed starts not tried (a start before them failed): anyone may take
+        them again, in their place, no attempt counted."""
+        mine = sa.and_(waiting_starts.c.id.in_(waiting_ids), waiting_starts.c.claimed_by == holder)
+        statement = (
+            waiting_starts.update()
+            .where(mine)
+            .values(claimed_by=None, claimed_until=None, updated_at=time.time())
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def behind(self, waiting: Waiting) -> int:
+        """How many starts of its target wait behind `waiting`."""
+        query = sa.select(sa.func.count()).where(
+            waiting_starts.c.target_key == waiting.target_key,
+            sa.not_(_before(waiting)),
+            waiting_starts.c.id != waiting.id,
+        )
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
 
     async def due_rules(self, now: float) -> list[str]:
         """The rules with starts due and unclaimed now."""
@@ -228,11 +269,34 @@ class WaitingStore:
             per_rule[status] = per_rule.get(status, 0) + 1
         return found
 
+    async def page(
+        self, *, states: tuple[str, ...] = STATES, rules: tuple[str, ...] | None = None,
+        fact_sheet_id: str | None = None, after: tuple[float, int] | None = None,
+        limit: int = 100,
+    ) -> list[Waiting]:  # fmt: skip
+        """Waiting starts in the order they will start, from after `after` (a start's due
+        time and id), in one of `states` and, if given, of one of `rules`."""
+        now = time.time()
+        query = (
+            sa.select(waiting_starts)
+            .where(sa.or_(*(_in_state(state, now) for state in states)))
+            .order_by(*_ORDER)
+            .limit(limit)
+        )
+        if rules is not None:
+            query = query.where(waiting_starts.c.rule.in_(rules))
+        if fact_sheet_id is not None:
+            query = query.where(waiting_starts.c.fact_sheet_id == fact_sheet_id)
+        if after is not None:
+            query = query.where(sa.not_(_before_or_at(*after)))
+        async with self.engine.connect() as connection:
+            return [Waiting.from_row(row) for row in await connection.execute(query)]
+
     async def search(
         self, *, rule: str | None = None, fact_sheet_id: str | None = None, limit: int | None = 100
     ) -> list[Waiting]:
         """Waiting starts in the order they will start (by due time, then arrival)."""
-        query = sa.select(waiting_starts).order_by(waiting_starts.c.due_at, waiting_starts.c.id)
+        query = sa.select(waiting_starts).order_by(*_ORDER)
         if rule is not None:
             query = query.where(waiting_starts.c.rule == rule)
         if fact_sheet_id is not None:
@@ -241,6 +305,46 @@ class WaitingStore:
             query = query.limit(limit)
         async with self.engine.connect() as connection:
             return [Waiting.from_row(row) for row in await connection.execute(query)]
+
+
+def _in_state(state: str, now: float) -> sa.ColumnElement[bool]:
+    """Rows whose `Waiting.status(now)` is `state`, as SQL."""
+    live = waiting_starts.c.claimed_until >= now
+    if state == "starting":
+        return sa.and_(waiting_starts.c.claimed_by.is_not(None), live)
+    if state == "retrying":
+        return sa.and_(waiting_starts.c.claimed_by.is_(None), live)
+    idle = sa.or_(waiting_starts.c.claimed_until.is_(None), waiting_starts.c.claimed_until < now)
+    if state == "coalescing":
+        return sa.and_(idle, waiting_starts.c.due_at > now)
+    return sa.and_(idle, waiting_starts.c.due_at <= now)
+
+
+def _before_or_at(due_at: float, waiting_id: int) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        waiting_starts.c.due_at < due_at,
+        sa.and_(waiting_starts.c.due_at == due_at, waiting_starts.c.id <= waiting_id),
+    )
+
+
+async def _held_head(connection: AsyncConnection, slots: Slots, now: float) -> Any:
+    """The first start of the target that waits for its retry (due time and id), if any."""
+    query = (
+        sa.select(*_ORDER)
+        .where(waiting_starts.c.target_key == slots.target_key,
+               waiting_starts.c.rule.in_(slots.rules), _HELD)
+        .order_by(*_ORDER)
+        .limit(1)
+    )  # fmt: skip
+    return (await connection.execute(query, {"now": now})).first()
+
+
+def _before(head: Any) -> sa.ColumnElement[bool]:
+    """Rows ahead of `head` (anything with `due_at` and `id`) in its target's order."""
+    return sa.or_(
+        waiting_starts.c.due_at < head.due_at,
+        sa.and_(waiting_starts.c.due_at == head.due_at, waiting_starts.c.id < head.id),
+    )
 
 
 async def _lock(connection: AsyncConnection, target_key: str) -> None:

@@ -13,6 +13,7 @@ import aio_pika
 import orjson
 import pytest
 
+from service.bus import topology
 from service.settings import Settings, from_mapping
 from tests.conftest import AMQP_URL, delete_topology, settings_tree
 from tests.waiting import eventually
@@ -95,6 +96,18 @@ async def start_worker(
             worker.process.kill()
             await worker.process.wait()
     await delete_topology(fault_settings, *FAULT_DELAYS)
+
+
+@pytest.fixture
+async def bus(prefix: str) -> AsyncIterator[Settings]:
+    """The settings of a worker's exchange and queue, declared and bound: events published
+    before a worker starts wait there."""
+    settings = from_mapping(settings_tree(prefix))
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        await topology.declare(await connection.channel(), settings.amqp)
+    yield settings
+    await delete_topology(settings, 0.2, 0.4)
 
 
 async def publish_event(settings: Settings, event_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from service.runs import RunState
 from service.settings import LogSettings, Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent
+from service.store.waiting import Slots
 from service.web import create_app
 from tests.assertions import assert_problem
 from tests.integration.conftest import Inspector
@@ -114,6 +116,75 @@ async def test_runs_rules_and_status(
     _, status = await get(admin, "/api/v1/status", headers)
     assert status["runs_waiting"] == {"r1": {"waiting": 1}}  # a start waiting for its slot
     assert status["broker"]["queues"][inspector.settings.amqp.queue] == 0
+
+
+async def seed_waiting(db: Database) -> None:
+    """Starts of target `t` in each state, in the order they will start: c-5 being made,
+    c-0 failed for now (holding the rest), c-1 and c-2 (a rule gone) waiting, c-3 in its
+    coalescing window."""
+
+    def fields(n: int, rule: str = "r1") -> dict[str, Any]:
+        return dict(correlation_id=f"c-{n}", rule=rule, target_key="t", event_id=f"e-{n}",
+                    event="{}", fact_sheet_id=f"fs-{n}")  # fmt: skip
+
+    store = db.waiting
+    for n, rule in ((0, "r1"), (1, "r1"), (2, "gone")):
+        await store.add(due_at=1.0 + n, **fields(n, rule))
+    await store.coalesce(key="r1/fs-3", window_s=600.0, **fields(3))
+    slots = Slots("t", ("r1",), 1)
+    (head,) = await store.claim(slots, "w", 60, 60)
+    await store.later(head.id, "w", time.time() + 600, "uipath: 503 unavailable")
+    await store.add(due_at=0.5, **fields(5))  # ahead of the held one: it goes
+    (starting,) = await store.claim(slots, "w", 60, 60)
+    assert starting.correlation_id == "c-5"
+
+
+async def test_waiting_starts_are_listed_filtered_and_paged(
+    admin: TestClient[Any, Any], db: Database
+) -> None:
+    await seed_waiting(db)
+    headers = await key(db, "runs:read")
+
+    async def listed(query: str) -> tuple[list[tuple[str, str]], Any]:
+        status, page = await get(admin, f"/api/v1/runs?state=waiting&{query}", headers)
+        assert status == 200, page
+        return [(w["event_id"], w["state"]) for w in page["items"]], page
+
+    everything, page = await listed("")
+    assert everything == [("e-5", "starting"), ("e-0", "retrying"), ("e-1", "waiting"),
+                          ("e-2", "waiting"), ("e-3", "coalescing")]  # fmt: skip
+    held = page["items"][1]
+    assert held["last_error"] == "uipath: 503 unavailable" and held["attempts"] == 1
+    assert held["retry_at"] > time.time() and held["vendor"] == "uipath"
+    assert {k: held[k] for k in ("rule", "target_key", "fact_sheet_id", "events")} == {
+        "rule": "r1", "target_key": "t", "fact_sheet_id": "fs-0", "events": 1}  # fmt: skip
+    assert page["items"][3]["vendor"] is None and page["items"][2]["retry_at"] is None
+    seen, cursor = [], ""
+    while cursor is not None:
+        part, page = await listed(f"limit=2&cursor={cursor}" if cursor else "limit=2")
+        seen.append(part)
+        cursor = page["next_cursor"]
+    assert seen == [everything[:2], everything[2:4], everything[4:]]
+    assert (await listed("status=retrying"))[0] == [("e-0", "retrying")]
+    assert (await listed("status=waiting&rule=gone"))[0] == [("e-2", "waiting")]
+    assert [e for e, _ in (await listed("vendor=uipath"))[0]] == ["e-5", "e-0", "e-1", "e-3"]
+    assert (await listed("fact_sheet_id=fs-3"))[0] == [("e-3", "coalescing")]
+    assert (await listed("vendor=robocorp"))[0] == []
+    _, runs = await get(admin, "/api/v1/runs", headers)
+    assert runs["items"] == []  # started runs only: none
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["state=nope", "state=waiting&status=running", "status=coalescing", "vendor=nope",
+     "state=waiting&cursor=12", "cursor=1.5-3", "state=waiting&cursor=1.5-"],
+)  # fmt: skip
+async def test_a_bad_runs_filter_is_a_400(
+    admin: TestClient[Any, Any], db: Database, query: str
+) -> None:
+    headers = await key(db, "runs:read")
+    status, problem = await get(admin, f"/api/v1/runs?{query}", headers)  # `get` checks it
+    assert status == 400, problem
 
 
 async def test_dead_letters_list_from_the_log_and_replay_from_the_queue(

@@ -196,22 +196,56 @@ async def test_a_target_never_has_more_runs_in_flight_than_its_limit(lab: Lab) -
         await eventually(nothing_waits(worker), what="every waiting start made and forgotten")
 
 
-async def test_a_start_the_platform_refuses_for_now_waits_again_in_its_place(
+async def test_a_start_the_platform_refuses_for_now_keeps_its_place_at_the_head(
     lab: Lab, log_lines: io.StringIO
 ) -> None:
     """A Leapwork schedule runs once at a time and answers a second start with 410: with
-    a limit of 2 on one schedule, the starts behind the first are deferred (retried on
-    the worker's delays, never dead-lettered), and start as the schedule frees."""
-    lab.leapwork.run_duration_s = 0.5
+    a limit of 2 on one schedule, the start behind the first is deferred (retried on the
+    worker's delays, never dead-lettered) and holds the rest, so the runs start in the
+    order their events came."""
+    lab.leapwork.run_duration_s = 0.3
     async with worker_for(lab, vendor="leapwork", start={"concurrency": 2}) as worker:
         async with completer(lab, worker):
-            names = [f"job-{n}" for n in range(3)]
+            names = [f"job-{n}" for n in range(5)]
             for name in names:
                 sheet = lab.leanix.add_fact_sheet("Application", name)
                 assert (await worker.publish(changed(sheet, name))).succeeded
-            await eventually(lambda: all_written_back(worker, 3), timeout_s=30, what="3 runs")
+            await eventually(lambda: all_written_back(worker, 5), timeout_s=30, what="5 runs")
         await eventually(nothing_waits(worker), what="every waiting start made and forgotten")
     deferred = [line for line in parse(log_lines) if line.get("event") == "run.start_deferred"]
     print(f"\n{len(deferred)} starts deferred, first: {deferred[0]['error'] if deferred else ''}")
     assert deferred and "410" in deferred[0]["error"]  # the schedule was busy
-    assert sorted(run.variables["name"] for run in lab.leapwork.runs.values()) == names
+    assert {line["holding"] for line in deferred} <= set(range(4))
+    assert [run.variables["name"] for run in lab.leapwork.runs.values()] == names
+
+
+async def test_starts_held_while_the_platform_is_down_go_in_order_when_it_is_back(
+    lab: Lab, log_lines: io.StringIO
+) -> None:
+    """UiPath down: the first start fails and holds its target (its slots free, nothing
+    behind it goes); back up, the runs start in the order their events came."""
+    lab.uipath.faults.fail(503, times=10**6)
+    async with worker_for(lab, start={"concurrency": 3}) as worker, completer(lab, worker):
+        names = [f"app-{n}" for n in range(4)]
+        for name in names:
+            sheet = lab.leanix.add_fact_sheet("Application", name)
+            assert (await worker.publish(changed(sheet, name))).succeeded
+        store = resources_of(worker).database.waiting
+
+        async def retried(times: int) -> bool:
+            rows = await store.search(limit=None)
+            return len(rows) == 4 and rows[0].attempts >= times
+
+        await eventually(lambda: retried(1), timeout_s=30, what="the head failed, 3 behind it")
+        attempts = (await store.search(limit=1))[0].attempts
+        await eventually(lambda: retried(attempts + 1), timeout_s=30, what="it retried")
+        rows = await store.search(limit=None)
+        assert [r.attempts for r in rows[1:]] == [0, 0, 0]  # never tried behind the head
+        assert "503" in (rows[0].last_error or "")
+        lab.uipath.faults.reset()
+        await eventually(lambda: all_written_back(worker, 4), timeout_s=30, what="4 runs")
+    assert started_names(lab) == names
+    deferred = [line for line in parse(log_lines) if line.get("event") == "run.start_deferred"]
+    assert {line["holding"] for line in deferred} <= {0, 1, 2, 3}  # as the events came in
+    assert {line["event_id"] for line in deferred} == {rows[0].event_id}  # the head only
+    assert deferred[-1]["holding"] == 3 and deferred[-1]["attempts"] >= 2

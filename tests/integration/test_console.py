@@ -368,6 +368,8 @@ async def seed_runs(db: Database) -> None:
                             event_id=f"e-{n}", fact_sheet_id=fact_sheet, target={},
                             inputs={})  # fmt: skip
     await db.runs.started("c-0", RunState("uipath", "run-7", "running"), 0.0)
+    await db.waiting.add(correlation_id="c-9", rule="provision-app", target_key="t",
+                         event_id="e-9", event="{}", fact_sheet_id="fs-9", due_at=0.0)  # fmt: skip
 
 
 async def dead_letter(broker: Broker, settings: Settings, event_id: str, error: str) -> None:
@@ -418,6 +420,9 @@ async def test_console_shows_events_runs_dead_letters_and_replays(
     await page.wait_rows("runs", ["uipath"])
     run = (await page.rows("runs"))[0]
     assert run[:5] == ["uipath", "run-7", "fs-1", "provision-app", "running"]
+    await page.wait_rows("waiting", ["waiting"])
+    start = (await page.rows("waiting"))[0]
+    assert start[:4] == ["waiting", "provision-app", "fs-9", "e-9"] and start[5] == "0"
     # Dead letters come from the event log, newest first.
     await page.wait_rows("dead-letters", ["e-dead", "d-0", "d-1"])
     await page.wait_text("status", "broker ready", f"{amqp.dead_letter_queue}: 2")

@@ -44,6 +44,7 @@ from service.settings import Settings
 from service.store import Database
 from service.store.eventlog import Attempt, LoggedEvent
 from service.store.keys import SCOPES
+from service.store.waiting import Slots
 from service.web import create_app
 from tests import senders
 
@@ -226,6 +227,11 @@ async def seed(db: Database, broker: Broker, settings: Settings) -> None:
     assert run is not None
     await db.runs.complete(run, RunState("uipath", "run-0", "succeeded", "Successful"), "e-9")
     await db.runs.written_back(run.id)
+    for n in range(2):  # starts that wait (GET /api/v1/runs?state=waiting)
+        await db.waiting.add(correlation_id=f"w-{n}", rule="r1", target_key="t", event="{}",
+                             event_id=f"e-{n}", fact_sheet_id="fs-1", due_at=1.0)  # fmt: skip
+    held, _ = await db.waiting.claim(Slots("t", ("r1",), None), "w", 60, 60)
+    await db.waiting.later(held.id, "w", time.time() + 3600, "uipath: 503")
     await dead_letters(broker, settings)
 
 

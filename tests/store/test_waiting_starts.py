@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import sqlalchemy as sa
+
 from service.runs import RunState
 from service.store import Database
+from service.store.schema import waiting_starts
 from service.store.waiting import Slots
 
 SLOTS = Slots("uipath:rk", ("r",), 2)
@@ -20,6 +23,16 @@ def start(n: int, **extra: object) -> dict[str, object]:
         event=f'{{"n": {n}}}', fact_sheet_id=f"fs-{n}",
     )  # fmt: skip
     return {**fields, **extra}
+
+
+async def retry_time_passes(database: Database, waiting_id: int) -> None:
+    """Move a held start's retry time into the past (a loaded machine never outruns it)."""
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            sa.update(waiting_starts)
+            .where(waiting_starts.c.id == waiting_id)
+            .values(claimed_until=time.time() - 1)
+        )
 
 
 async def run_started(database: Database, correlation_id: str) -> None:
@@ -75,13 +88,85 @@ async def test_claims_go_in_order_and_only_into_free_slots(database: Database) -
     await database.runs.complete(run, RunState("uipath", "job", "succeeded", "Successful"), "x")
     (third,) = await store.claim(SLOTS, "w2", 60, 60)
     assert third.correlation_id == "c-2"
-    await store.later(third.id, "w2", time.time() + 0.05)  # failed: not before its retry
-    (fourth,) = await store.claim(SLOTS, "w2", 60, 60)  # the next one may go meanwhile
-    assert fourth.correlation_id == "c-3"
-    await store.later(fourth.id, "w2", time.time())
-    await asyncio.sleep(0.06)
-    again = await store.claim(SLOTS, "w2", 60, 60)
-    assert [w.correlation_id for w in again] == ["c-2"]  # first in line again: its place
+    await store.done(third.id, "w2")
+
+
+async def test_a_start_that_failed_for_now_holds_its_target_until_its_retry(
+    database: Database,
+) -> None:
+    """Strictly in order: while the head waits for its retry nothing behind it is claimed,
+    even with slots free; then it goes first, and the rest after it."""
+    store = database.waiting
+    slots = Slots(SLOTS.target_key, ("r",), 3)
+    for n in range(4):
+        await store.add(due_at=time.time(), **start(n))
+    head, *rest = await store.claim(slots, "w1", 60, 60)
+    assert [head.correlation_id, *(w.correlation_id for w in rest)] == ["c-0", "c-1", "c-2"]
+    await store.later(head.id, "w1", time.time() + 60, "UiPath is unavailable: 503")
+    await store.release([w.id for w in rest], "w1")  # claimed with it, not tried
+    assert await store.claim(slots, "w2", 60, 60) == []  # held: three slots free, none taken
+    assert await store.behind(head) == 3
+    found = {w.correlation_id: w for w in await store.search(limit=None)}
+    held = found["c-0"]
+    assert (held.status(time.time()), held.attempts) == ("retrying", 1)
+    assert held.last_error == "UiPath is unavailable: 503"
+    assert held.retry_at(time.time()) == held.claimed_until
+    assert [found[f"c-{n}"].status(time.time()) for n in (1, 2, 3)] == ["waiting"] * 3
+    assert (await store.counts())["r"] == {"retrying": 1, "waiting": 3}
+
+    async def retried() -> list[str]:
+        return [w.correlation_id for w in await store.claim(slots, "w2", 60, 60)]
+
+    await retry_time_passes(database, head.id)
+    assert await retried() == ["c-0", "c-1", "c-2"]  # first again, the others behind it
+
+
+async def test_a_start_refused_for_good_unblocks_the_rest(database: Database) -> None:
+    store = database.waiting
+    slots = Slots(SLOTS.target_key, ("r",), 1)
+    for n in range(3):
+        await store.add(due_at=time.time(), **start(n))
+    (head,) = await store.claim(slots, "w1", 60, 60)
+    await store.later(head.id, "w1", time.time() + 60, "busy")
+    assert await store.claim(slots, "w1", 60, 60) == []
+    await retry_time_passes(database, head.id)
+    (again,) = await store.claim(slots, "w1", 60, 60)
+    assert again.id == head.id and again.attempts == 1
+    await store.done(again.id, "w1")  # refused for good: dropped
+    (nxt,) = await store.claim(slots, "w1", 60, 60)
+    assert nxt.correlation_id == "c-1"
+
+
+async def test_a_coalescing_start_keeps_its_place_behind_a_held_one(database: Database) -> None:
+    """A coalescing row's place is its first event + window: one due after the head
+    started waits for the head's retry; one due before it goes ahead of the head."""
+    store = database.waiting
+    slots = Slots(SLOTS.target_key, ("r",), None)
+    await store.coalesce(key="r/fs-early", window_s=0.0, **start(1))  # due now: ahead
+    await store.add(due_at=time.time(), **start(2))
+    (early, head) = await store.claim(slots, "w1", 60, 60)
+    assert (early.correlation_id, head.correlation_id) == ("c-1", "c-2")
+    await store.done(early.id, "w1")
+    await store.later(head.id, "w1", time.time() + 60, "busy")
+    await store.coalesce(key="r/fs-late", window_s=0.01, **start(3))  # due after the head
+    await store.add(due_at=head.due_at - 1, **start(4))  # a place before the head's
+    await asyncio.sleep(0.05)  # the late window closes; the head still waits
+    assert [w.correlation_id for w in await store.claim(slots, "w1", 60, 60)] == ["c-4"]
+    assert await store.claim(slots, "w1", 60, 60) == []  # c-3 is behind the head
+    await retry_time_passes(database, head.id)
+    assert [w.correlation_id for w in await store.claim(slots, "w1", 60, 60)] == ["c-2", "c-3"]
+
+
+async def test_a_start_of_a_rule_gone_from_the_target_neither_goes_nor_holds(
+    database: Database,
+) -> None:
+    store = database.waiting
+    await store.add(due_at=time.time(), **start(1, rule="gone"))
+    (gone,) = await store.claim(Slots(SLOTS.target_key, ("gone",), None), "w1", 60, 60)
+    await store.later(gone.id, "w1", time.time() + 60, "busy")
+    await store.add(due_at=time.time(), **start(2))
+    (claimed,) = await store.claim(SLOTS, "w1", 60, 60)  # rule "r" only
+    assert claimed.correlation_id == "c-2"
 
 
 async def test_a_lapsed_claim_is_taken_again(database: Database) -> None:
