@@ -56,6 +56,7 @@ class Held:
     scope: asyncio.Timeout | None = None  # the handler's timeout, moved up to the fence
     deadline: float = 0.0  # loop time: the handler's own timeout
     fenced: bool = field(default=False)  # the scope ends at the fence, not at the deadline
+    marked: bool = field(default=False)  # a handler's transaction marked it done and committed
 
 
 class Claims:
@@ -120,11 +121,15 @@ class Claims:
             yield connection
             if not await self.store.mark_in(connection, held.event_id, held.handler, held.token):
                 raise ClaimLost("another delivery took the handler's claim over")  # rolled back
+        held.marked = True  # committed: `mark` has nothing left to write
 
     async def mark(self, held: Held) -> bool:
         """Mark the work done, trying again while the store is unreachable (the claim is
-        renewed meanwhile); False if the claim was taken over."""
+        renewed meanwhile); False if the claim was taken over. A claim the handler's own
+        transaction marked is done already: no second write."""
         try:
+            if held.marked:
+                return True
             mark = self.store.mark
             return await until_reachable(
                 lambda: mark(held.event_id, held.handler, held.token), "handled.mark"
