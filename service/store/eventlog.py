@@ -14,8 +14,10 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.store.connections import autocommit, reconnecting
 from service.store.ids import event_key
 from service.store.schema import attempts, events, fitted, runs
 
@@ -111,6 +113,7 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 class EventLog:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.single = autocommit(engine)  # one statement: no BEGIN/COMMIT round trips
 
     async def record(
         self,
@@ -130,25 +133,22 @@ class EventLog:
             "accepted_at": head.accepted_at,
         })  # fmt: skip
         row["id"] = event_key(head.id)  # any length a CloudEvent allows
-        try:
-            await self._record(row, tries)
-        except sa.exc.IntegrityError:  # another worker created the row meanwhile: update it
-            await self._record(row, tries)
+        added = [{"event_id": row["id"], **vars(t)} for t in tries]
+        await reconnecting(lambda: self._record(row, added), "eventlog.record")
 
-    async def _record(self, row: dict[str, Any], tries: Sequence[Attempt]) -> None:
-        changes = {k: row[k] for k in ("status", "updated_at", "attempts", "last_error")}
+    async def _record(self, row: dict[str, Any], added: list[dict[str, Any]]) -> None:
+        """The event's row created or updated (an upsert: two workers may race to create
+        it) and its attempts added: on PostgreSQL in one statement, elsewhere in one
+        transaction."""
+        upsert = _upsert(self.engine.dialect.name, row)
+        if self.engine.dialect.name == "postgresql" and added:
+            async with self.single.begin() as connection:
+                await connection.execute(attempts.insert().values(added).add_cte(upsert.cte()))
+            return
         async with self.engine.begin() as connection:
-            found = await connection.execute(sa.select(events.c.id).where(events.c.id == row["id"]))
-            if found.first() is None:
-                await connection.execute(events.insert().values(**row))
-            else:
-                await connection.execute(
-                    events.update().where(events.c.id == row["id"], _older(row)).values(**changes)
-                )
-            if tries:
-                await connection.execute(
-                    attempts.insert(), [{"event_id": row["id"], **vars(t)} for t in tries]
-                )
+            await connection.execute(upsert)
+            if added:
+                await connection.execute(attempts.insert(), added)
 
     async def get(self, event_id: str) -> tuple[LoggedEvent, list[Attempt]] | None:
         """One event with its attempts, oldest attempt first."""
@@ -238,6 +238,16 @@ class EventLog:
             statement = statement.where(events.c.received_at >= since)
         async with self.engine.connect() as connection:
             return {status: count for status, count in await connection.execute(statement)}
+
+
+def _upsert(dialect: str, row: dict[str, Any]) -> sa.Insert:
+    """Insert the event's row; if it is there, update its status unless that is newer."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(events).values(**row)
+    changes = {k: statement.excluded[k] for k in ("status", "updated_at", "attempts", "last_error")}
+    return statement.on_conflict_do_update(
+        index_elements=[events.c.id], set_=changes, where=_older(row)
+    )
 
 
 def _older(row: dict[str, Any]) -> sa.ColumnElement[bool]:

@@ -24,12 +24,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import RetryLater
 from service.store.handled import HandledStore
-from service.store.outages import until_reachable
+from service.store.outages import describe, unreachable, until_reachable
 
 log = structlog.get_logger("service.worker")
 
@@ -43,6 +44,10 @@ class ClaimBusy(Exception):
 
 class ClaimLost(RetryLater):
     """This delivery's claim lapsed or was taken over before the handler finished."""
+
+
+class StoreUnreachable(RetryLater):
+    """The handler's store transaction lost the store (down, or its connection closed)."""
 
 
 @dataclass(eq=False)
@@ -116,11 +121,21 @@ class Claims:
 
     @contextlib.asynccontextmanager
     async def transaction(self, held: Held) -> AsyncIterator[AsyncConnection]:
-        """A store transaction that marks the claim done when it commits."""
-        async with self.store.engine.begin() as connection:
-            yield connection
-            if not await self.store.mark_in(connection, held.event_id, held.handler, held.token):
-                raise ClaimLost("another delivery took the handler's claim over")  # rolled back
+        """A store transaction that marks the claim done when it commits. The store lost
+        on the way (an outage, a connection its server closed) is a RetryLater: nothing
+        of it committed, and it is not the handler's data that failed."""
+        try:
+            async with self.store.engine.begin() as connection:
+                yield connection
+                if not await self.store.mark_in(
+                    connection, held.event_id, held.handler, held.token
+                ):
+                    raise ClaimLost("another delivery took the handler's claim over")
+        except sa.exc.SQLAlchemyError as exc:
+            if not unreachable(exc):
+                raise
+            text = describe(exc, self.store.engine.url)  # one line, never the password
+            raise StoreUnreachable(f"the store is unreachable: {text}") from exc
         held.marked = True  # committed: `mark` has nothing left to write
 
     async def mark(self, held: Held) -> bool:
