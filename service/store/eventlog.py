@@ -142,8 +142,14 @@ class EventLog:
         transaction."""
         upsert = _upsert(self.engine.dialect.name, row)
         if self.engine.dialect.name == "postgresql" and added:
+            # One single-row INSERT per attempt: a multi-row VALUES is compiled anew each
+            # time (SQLAlchemy cannot cache it); these are compiled once per shape.
+            more = [attempts.insert().values(**a).cte(f"attempt_{n}") for n, a in enumerate(added)]
+            statement = (
+                attempts.insert().values(**added[-1]).add_cte(upsert.cte("head"), *more[:-1])
+            )
             async with self.single.begin() as connection:
-                await connection.execute(attempts.insert().values(added).add_cte(upsert.cte()))
+                await connection.execute(statement)
             return
         async with self.engine.begin() as connection:
             await connection.execute(upsert)

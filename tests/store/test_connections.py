@@ -60,13 +60,12 @@ async def test_workers_racing_to_log_one_event_keep_one_row_and_every_attempt(
         id="e-1", type="t", source="s", subject=None, time=None, received_at=1.0,
         updated_at=1.0, status="handled", attempts=1, last_error=None,
     )  # fmt: skip
-    writes = [database.events.record(head, [Attempt(f"h{n}", 1, "ok", None, 1.0, 1.0)], None)
-              for n in range(4)]  # fmt: skip
-    await asyncio.gather(*writes)
+    tries = [[Attempt(f"h{n}", 1, "ok", None, 1.0, 1.0)] * (n + 1) for n in range(4)]
+    await asyncio.gather(*(database.events.record(head, t, None) for t in tries))
     found = await database.events.get("e-1")
     assert found is not None
     assert found[0].status == "handled"
-    assert sorted(t.handler for t in found[1]) == ["h0", "h1", "h2", "h3"]
+    assert sorted(t.handler for t in found[1]) == ["h0", "h1", "h1", "h2", "h2", "h2", *["h3"] * 4]
 
 
 def _invalidated() -> sa.exc.DBAPIError:
