@@ -8,6 +8,7 @@ period. Pages are ordered newest first and continue from an opaque cursor.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -140,19 +141,15 @@ class EventLog:
         """The event's row created or updated (an upsert: two workers may race to create
         it) and its attempts added: on PostgreSQL in one statement, elsewhere in one
         transaction."""
-        upsert = _upsert(self.engine.dialect.name, row)
-        if self.engine.dialect.name == "postgresql" and added:
-            # One single-row INSERT per attempt: a multi-row VALUES is compiled anew each
-            # time (SQLAlchemy cannot cache it); these are compiled once per shape.
-            more = [attempts.insert().values(**a).cte(f"attempt_{n}") for n, a in enumerate(added)]
-            statement = (
-                attempts.insert().values(**added[-1]).add_cte(upsert.cte("head"), *more[:-1])
-            )
+        dialect = self.engine.dialect.name
+        head = {f"e_{key}": value for key, value in row.items()}
+        if dialect == "postgresql" and added:
+            tried = {f"a{n}_{k}": v for n, attempt in enumerate(added) for k, v in attempt.items()}
             async with self.single.begin() as connection:
-                await connection.execute(statement)
+                await connection.execute(_logged(dialect, len(added)), {**head, **tried})
             return
         async with self.engine.begin() as connection:
-            await connection.execute(upsert)
+            await connection.execute(_logged(dialect, 0), head)
             if added:
                 await connection.execute(attempts.insert(), added)
 
@@ -246,23 +243,37 @@ class EventLog:
             return {status: count for status, count in await connection.execute(statement)}
 
 
-def _upsert(dialect: str, row: dict[str, Any]) -> sa.Insert:
-    """Insert the event's row; if it is there, update its status unless that is newer."""
+@functools.cache
+def _logged(dialect: str, tries: int) -> sa.Insert:
+    """The event-log write, built once (building it is most of its cost in Python): the
+    event's row inserted, or its status updated unless the stored one is newer; with
+    `tries` attempts added in the same statement (PostgreSQL: data-modifying CTEs, one
+    single-row INSERT each, as SQLAlchemy caches no multi-row VALUES)."""
+    upsert = _upsert(dialect)
+    if not tries:
+        return upsert
+    inserts = [attempts.insert().values(_bound(attempts, f"a{n}_")) for n in range(tries)]
+    ctes = [upsert.cte("head"), *(i.cte(f"attempt_{n}") for n, i in enumerate(inserts[1:]))]
+    return inserts[0].add_cte(*ctes)
+
+
+def _bound(table: sa.Table, prefix: str) -> dict[str, sa.BindParameter[Any]]:
+    columns = [c for c in table.c if not (c.primary_key and c.autoincrement is True)]
+    return {c.name: sa.bindparam(f"{prefix}{c.name}", type_=c.type) for c in columns}
+
+
+def _upsert(dialect: str) -> sa.Insert:
+    """Insert the event's row; if it is there, update its status unless the stored one
+    is newer: a delivery whose write waited for the store must not overwrite what a later
+    delivery of the event wrote meanwhile (an earlier attempt, or the same one updated
+    before, is older)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(events).values(**row)
-    changes = {k: statement.excluded[k] for k in ("status", "updated_at", "attempts", "last_error")}
-    return statement.on_conflict_do_update(
-        index_elements=[events.c.id], set_=changes, where=_older(row)
-    )
-
-
-def _older(row: dict[str, Any]) -> sa.ColumnElement[bool]:
-    """The stored status is older than `row`'s: an earlier attempt, or the same one updated
-    before. A delivery whose write waited for the store must not overwrite what a later
-    delivery of the event wrote meanwhile."""
-    attempt, at = row["attempts"], row["updated_at"]
-    same = sa.and_(events.c.attempts == attempt, events.c.updated_at <= at)
-    return sa.or_(events.c.attempts < attempt, same)
+    statement = insert(events).values(_bound(events, "e_"))
+    new = statement.excluded
+    changes = {k: new[k] for k in ("status", "updated_at", "attempts", "last_error")}
+    same = sa.and_(events.c.attempts == new.attempts, events.c.updated_at <= new.updated_at)
+    older = sa.or_(events.c.attempts < new.attempts, same)
+    return statement.on_conflict_do_update(index_elements=[events.c.id], set_=changes, where=older)
 
 
 def _attempt(row: sa.Row[Any]) -> Attempt:
