@@ -195,3 +195,18 @@ async def test_a_handlers_transaction_that_lost_the_store_is_retried_not_dead_le
         async with claims.transaction(held) as connection:
             await connection.execute(sa.text("CREATE TABLE t (x int PRIMARY KEY)"))
             await connection.execute(sa.text("INSERT INTO t VALUES (1), (1)"))
+
+
+async def test_connections_opened_for_a_burst_are_kept_for_the_next(postgres: Database) -> None:
+    """A worker has up to `worker.prefetch` events in flight: connections closed after a
+    burst would be opened again (a login, asyncpg's type look-ups) for the next one."""
+    all_in = asyncio.Barrier(12)
+
+    async def hold() -> None:
+        async with postgres.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+            await all_in.wait()
+
+    await asyncio.gather(*(hold() for _ in range(12)))
+    pool = postgres.engine.sync_engine.pool
+    assert pool.checkedin() == 12  # type: ignore[attr-defined]
