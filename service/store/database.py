@@ -7,9 +7,10 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import ConfigError
+from service.store import connections
 from service.store.eventlog import EventLog
 from service.store.handled import HandledStore
 from service.store.keys import KeyStore
@@ -43,7 +44,7 @@ class Database:
         if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
             raise ConfigError("store.url", "use sqlite+aiosqlite:/// or postgresql+asyncpg://")
         self.safe_url = parsed.render_as_string(hide_password=True)
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True)
+        self.engine: AsyncEngine = connections.engine(url)
         if parsed.drivername.startswith("sqlite"):
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.runs = RunStore(self.engine)

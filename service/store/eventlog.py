@@ -8,14 +8,17 @@ period. Pages are ordered newest first and continue from an opaque cursor.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.store.connections import autocommit, reconnecting
 from service.store.ids import event_key
 from service.store.schema import attempts, events, fitted, runs
 
@@ -111,6 +114,7 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 class EventLog:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.single = autocommit(engine)  # one statement: no BEGIN/COMMIT round trips
 
     async def record(
         self,
@@ -130,25 +134,24 @@ class EventLog:
             "accepted_at": head.accepted_at,
         })  # fmt: skip
         row["id"] = event_key(head.id)  # any length a CloudEvent allows
-        try:
-            await self._record(row, tries)
-        except sa.exc.IntegrityError:  # another worker created the row meanwhile: update it
-            await self._record(row, tries)
+        added = [{"event_id": row["id"], **vars(t)} for t in tries]
+        await reconnecting(lambda: self._record(row, added), "eventlog.record")
 
-    async def _record(self, row: dict[str, Any], tries: Sequence[Attempt]) -> None:
-        changes = {k: row[k] for k in ("status", "updated_at", "attempts", "last_error")}
+    async def _record(self, row: dict[str, Any], added: list[dict[str, Any]]) -> None:
+        """The event's row created or updated (an upsert: two workers may race to create
+        it) and its attempts added: on PostgreSQL in one statement, elsewhere in one
+        transaction."""
+        dialect = self.engine.dialect.name
+        head = {f"e_{key}": value for key, value in row.items()}
+        if dialect == "postgresql" and added:
+            tried = {f"a{n}_{k}": v for n, attempt in enumerate(added) for k, v in attempt.items()}
+            async with self.single.begin() as connection:
+                await connection.execute(_logged(dialect, len(added)), {**head, **tried})
+            return
         async with self.engine.begin() as connection:
-            found = await connection.execute(sa.select(events.c.id).where(events.c.id == row["id"]))
-            if found.first() is None:
-                await connection.execute(events.insert().values(**row))
-            else:
-                await connection.execute(
-                    events.update().where(events.c.id == row["id"], _older(row)).values(**changes)
-                )
-            if tries:
-                await connection.execute(
-                    attempts.insert(), [{"event_id": row["id"], **vars(t)} for t in tries]
-                )
+            await connection.execute(_logged(dialect, 0), head)
+            if added:
+                await connection.execute(attempts.insert(), added)
 
     async def get(self, event_id: str) -> tuple[LoggedEvent, list[Attempt]] | None:
         """One event with its attempts, oldest attempt first."""
@@ -240,13 +243,37 @@ class EventLog:
             return {status: count for status, count in await connection.execute(statement)}
 
 
-def _older(row: dict[str, Any]) -> sa.ColumnElement[bool]:
-    """The stored status is older than `row`'s: an earlier attempt, or the same one updated
-    before. A delivery whose write waited for the store must not overwrite what a later
-    delivery of the event wrote meanwhile."""
-    attempt, at = row["attempts"], row["updated_at"]
-    same = sa.and_(events.c.attempts == attempt, events.c.updated_at <= at)
-    return sa.or_(events.c.attempts < attempt, same)
+@functools.cache
+def _logged(dialect: str, tries: int) -> sa.Insert:
+    """The event-log write, built once (building it is most of its cost in Python): the
+    event's row inserted, or its status updated unless the stored one is newer; with
+    `tries` attempts added in the same statement (PostgreSQL: data-modifying CTEs, one
+    single-row INSERT each, as SQLAlchemy caches no multi-row VALUES)."""
+    upsert = _upsert(dialect)
+    if not tries:
+        return upsert
+    inserts = [attempts.insert().values(_bound(attempts, f"a{n}_")) for n in range(tries)]
+    ctes = [upsert.cte("head"), *(i.cte(f"attempt_{n}") for n, i in enumerate(inserts[1:]))]
+    return inserts[0].add_cte(*ctes)
+
+
+def _bound(table: sa.Table, prefix: str) -> dict[str, sa.BindParameter[Any]]:
+    columns = [c for c in table.c if not (c.primary_key and c.autoincrement is True)]
+    return {c.name: sa.bindparam(f"{prefix}{c.name}", type_=c.type) for c in columns}
+
+
+def _upsert(dialect: str) -> sa.Insert:
+    """Insert the event's row; if it is there, update its status unless the stored one
+    is newer: a delivery whose write waited for the store must not overwrite what a later
+    delivery of the event wrote meanwhile (an earlier attempt, or the same one updated
+    before, is older)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(events).values(_bound(events, "e_"))
+    new = statement.excluded
+    changes = {k: new[k] for k in ("status", "updated_at", "attempts", "last_error")}
+    same = sa.and_(events.c.attempts == new.attempts, events.c.updated_at <= new.updated_at)
+    older = sa.or_(events.c.attempts < new.attempts, same)
+    return statement.on_conflict_do_update(index_elements=[events.c.id], set_=changes, where=older)
 
 
 def _attempt(row: sa.Row[Any]) -> Attempt:

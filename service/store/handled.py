@@ -5,7 +5,8 @@ claim carries a token (which delivery holds it) and a lease its worker renews wh
 handler runs. A second delivery finds the claim: handled -> skip; leased -> the work is
 under way elsewhere; lapsed -> its worker died (or lost the store), take it over. A mark
 or a release names its token, so a delivery whose claim was taken over changes nothing.
-Event ids of any length are keyed through `ids.event_key`.
+Each may run twice (connections.reconnecting): a claim its own token already holds is
+claimed again. Event ids of any length are keyed through `ids.event_key`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.store.connections import autocommit, reconnecting
 from service.store.ids import event_key
 from service.store.schema import handled
 
@@ -42,9 +44,17 @@ def _lapsed(now: float, legacy_lease_s: float) -> sa.ColumnElement[bool]:
     return sa.and_(handled.c.handled_at.is_(None), lease)
 
 
+def _ours(event_id: str, handler: str, token: str | None) -> sa.ColumnElement[bool]:
+    """Unfinished and held as `token`: a claim whose first try committed unanswered."""
+    if token is None:
+        return sa.false()
+    return sa.and_(_held_by(event_id, handler, token), handled.c.handled_at.is_(None))
+
+
 class HandledStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.single = autocommit(engine)  # one statement: no BEGIN/COMMIT round trips
 
     async def claim(
         self,
@@ -56,19 +66,32 @@ class HandledStore:
         legacy_lease_s: float | None = None,
     ) -> Claim:
         """Claim the work of `handler` on this event for `lease_s`, as `token`."""
+        return await reconnecting(
+            lambda: self._claim(event_id, handler, lease_s, token, legacy_lease_s), "handled.claim"
+        )
+
+    async def _claim(
+        self,
+        event_id: str,
+        handler: str,
+        lease_s: float,
+        token: str | None,
+        legacy_lease_s: float | None,
+    ) -> Claim:
         now = time.time()
         held = {"claimed_at": now, "token": token, "lease_until": now + lease_s}
         try:
-            async with self.engine.begin() as connection:
+            async with self.single.begin() as connection:
                 row = {"event_id": event_key(event_id), "handler": handler, **held}
                 await connection.execute(handled.insert().values(**row))
             return "claimed"
         except sa.exc.IntegrityError:
             pass
         key = _key(event_id, handler)
-        stale = sa.and_(key, _lapsed(now, lease_s if legacy_lease_s is None else legacy_lease_s))
+        lapsed = _lapsed(now, lease_s if legacy_lease_s is None else legacy_lease_s)
+        takeable = sa.and_(key, sa.or_(lapsed, _ours(event_id, handler, token)))
         async with self.engine.begin() as connection:
-            if (await connection.execute(handled.update().where(stale).values(**held))).rowcount:
+            if (await connection.execute(handled.update().where(takeable).values(**held))).rowcount:
                 return "claimed"
             done = await connection.execute(sa.select(handled.c.handled_at).where(key))
             return "done" if done.scalar() is not None else "busy"
@@ -84,13 +107,21 @@ class HandledStore:
             .values(lease_until=time.time() + lease_s)
             .returning(handled.c.token)
         )
-        async with self.engine.begin() as connection:
-            return {str(token) for token in (await connection.execute(statement)).scalars()}
+
+        async def renew() -> set[str]:
+            async with self.single.begin() as connection:
+                return {str(token) for token in (await connection.execute(statement)).scalars()}
+
+        return await reconnecting(renew, "handled.renew")
 
     async def mark(self, event_id: str, handler: str, token: str | None = None) -> bool:
         """Record that `handler` finished this event; False if `token` no longer holds it."""
-        async with self.engine.begin() as connection:
-            return await self.mark_in(connection, event_id, handler, token)
+
+        async def mark() -> bool:
+            async with self.single.begin() as connection:
+                return await self.mark_in(connection, event_id, handler, token)
+
+        return await reconnecting(mark, "handled.mark")
 
     async def mark_in(
         self, connection: AsyncConnection, event_id: str, handler: str, token: str | None = None
@@ -103,8 +134,12 @@ class HandledStore:
     async def release(self, event_id: str, handler: str, token: str | None = None) -> None:
         """Drop an unfinished claim (held as `token`), so the event's retry can claim it at once."""
         unfinished = sa.and_(_held_by(event_id, handler, token), handled.c.handled_at.is_(None))
-        async with self.engine.begin() as connection:
-            await connection.execute(handled.delete().where(unfinished))
+
+        async def release() -> None:
+            async with self.single.begin() as connection:
+                await connection.execute(handled.delete().where(unfinished))
+
+        await reconnecting(release, "handled.release")
 
     async def is_handled(self, event_id: str, handler: str) -> bool:
         """Whether `handler` already finished its work for this event."""

@@ -24,12 +24,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import RetryLater
 from service.store.handled import HandledStore
-from service.store.outages import until_reachable
+from service.store.outages import describe, unreachable, until_reachable
 
 log = structlog.get_logger("service.worker")
 
@@ -45,6 +46,10 @@ class ClaimLost(RetryLater):
     """This delivery's claim lapsed or was taken over before the handler finished."""
 
 
+class StoreUnreachable(RetryLater):
+    """The handler's store transaction lost the store (down, or its connection closed)."""
+
+
 @dataclass(eq=False)
 class Held:
     """One claim this worker holds while its handler runs."""
@@ -56,6 +61,7 @@ class Held:
     scope: asyncio.Timeout | None = None  # the handler's timeout, moved up to the fence
     deadline: float = 0.0  # loop time: the handler's own timeout
     fenced: bool = field(default=False)  # the scope ends at the fence, not at the deadline
+    marked: bool = field(default=False)  # a handler's transaction marked it done and committed
 
 
 class Claims:
@@ -115,16 +121,30 @@ class Claims:
 
     @contextlib.asynccontextmanager
     async def transaction(self, held: Held) -> AsyncIterator[AsyncConnection]:
-        """A store transaction that marks the claim done when it commits."""
-        async with self.store.engine.begin() as connection:
-            yield connection
-            if not await self.store.mark_in(connection, held.event_id, held.handler, held.token):
-                raise ClaimLost("another delivery took the handler's claim over")  # rolled back
+        """A store transaction that marks the claim done when it commits. The store lost
+        on the way (an outage, a connection its server closed) is a RetryLater: nothing
+        of it committed, and it is not the handler's data that failed."""
+        try:
+            async with self.store.engine.begin() as connection:
+                yield connection
+                if not await self.store.mark_in(
+                    connection, held.event_id, held.handler, held.token
+                ):
+                    raise ClaimLost("another delivery took the handler's claim over")
+        except sa.exc.SQLAlchemyError as exc:
+            if not unreachable(exc):
+                raise
+            text = describe(exc, self.store.engine.url)  # one line, never the password
+            raise StoreUnreachable(f"the store is unreachable: {text}") from exc
+        held.marked = True  # committed: `mark` has nothing left to write
 
     async def mark(self, held: Held) -> bool:
         """Mark the work done, trying again while the store is unreachable (the claim is
-        renewed meanwhile); False if the claim was taken over."""
+        renewed meanwhile); False if the claim was taken over. A claim the handler's own
+        transaction marked is done already: no second write."""
         try:
+            if held.marked:
+                return True
             mark = self.store.mark
             return await until_reachable(
                 lambda: mark(held.event_id, held.handler, held.token), "handled.mark"
