@@ -20,7 +20,7 @@ from service import logs
 from service.bus import topology
 from service.settings import LogSettings, Settings, from_mapping
 from service.store import Database
-from tests import senders
+from tests import cluster, senders
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get(
@@ -28,6 +28,26 @@ POSTGRES_URL = os.environ.get(
 )
 RUN_PREFIX = f"test-{secrets.token_hex(4)}"
 _counter = itertools.count()
+
+
+CLUSTER_TESTS = "tests/faults/test_cluster_failover.py"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the three-node cluster now, in the background, if a cluster test will run."""
+    if session.config.option.collectonly:
+        return
+    if any(item.nodeid.startswith(CLUSTER_TESTS) for item in session.items):
+        cluster.start_for_session()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    cluster.stop_for_session()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in cluster.REPORT:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture
