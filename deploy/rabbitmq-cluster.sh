@@ -90,8 +90,16 @@ wait_node() {
 start_node() { launch_node "$1"; wait_node "$1"; }
 
 stop_node() {
-  local n=$1
-  ctl "$n" stop >/dev/null 2>&1 || true
+  local n=$1 pid_file="$root/node$1/rabbit.pid"
+  if ctl "$n" stop >/dev/null 2>&1; then return 0; fi
+  # Not answering (still booting, or hung): end that node's VM by the pid it wrote, if
+  # that pid is still this node's (a stale file's pid may be another process by now).
+  local pid
+  pid=$(cat "$pid_file" 2>/dev/null || true)
+  if [ -n "$pid" ] && tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null \
+    | grep -qx "RABBITMQ_NODENAME=$(node_name "$n")"; then
+    kill "$pid" 2>/dev/null || true
+  fi
 }
 
 join() {

@@ -141,13 +141,23 @@ class Cluster:
             if time.monotonic() - self.launched_at > START_DEADLINE_S:
                 return (
                     f"the RabbitMQ cluster did not start within {START_DEADLINE_S} s "
-                    f"(see {self.output} and the nodes' logs under {self.root})"
+                    f"(the nodes' logs: {self._keep_logs()})"
                 )
             await asyncio.sleep(0.2)  # the start's progress, polled with a deadline
         if self.starting.returncode != 0:
             said = self.output.read_text(errors="replace").strip().splitlines()[-3:]
-            return f"the RabbitMQ cluster did not start: {' / '.join(said)} (see {self.output})"
+            return (
+                f"the RabbitMQ cluster did not start: {' / '.join(said)} "
+                f"(the nodes' logs: {self._keep_logs()}; the script's: {self.output})"
+            )
         return self.urls
+
+    def _keep_logs(self) -> Path:
+        """A copy of the nodes' logs that outlives the stop (which removes their folders)."""
+        kept = Path(f"/tmp/{self.root.name}-logs")
+        for log in self.root.glob("node*/log"):
+            shutil.copytree(log, kept / log.parent.name, dirs_exist_ok=True)
+        return kept
 
     def stop(self) -> None:
         """Stop the nodes and remove their folders, in the background (once)."""
