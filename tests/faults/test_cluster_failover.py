@@ -161,7 +161,11 @@ async def send_steadily(url: str, traffic: Traffic, stop: asyncio.Event) -> None
     """POST signed LeanIX webhooks at RATE per second, each on its own schedule slot."""
     template = orjson.loads(senders.fixture("leanix-factsheet-created.json"))
     pending: set[asyncio.Task[None]] = set()
-    connector = aiohttp.TCPConnector(limit=0)  # no queue in the client: the rate is the rate
+    # Fewer connections than the receiver's http.max_connections (512): while a node stops,
+    # requests wait up to publish_timeout_s for their confirms, 300/s x 3 s of them, and
+    # past the limit the receiver would close new connections (its overload guard, not a
+    # failover's 503); the client queues those few instead.
+    connector = aiohttp.TCPConnector(limit=400)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
