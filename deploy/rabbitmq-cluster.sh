@@ -11,16 +11,19 @@
 # Each node gets its own name, ports, data, logs, pid file and config file: Debian's
 # /etc/rabbitmq/rabbitmq.conf pins the listener to 5672, so a node reading it would clash
 # with the default node. Needs root (the folders belong to the rabbitmq user).
-# Ports: AMQP ${CLUSTER_PORT_BASE:-5681}+0..2, Erlang distribution 25681+0..2.
+# Ports: AMQP ${CLUSTER_PORT_BASE:-5681}+0..2, Erlang distribution that +20000.
+# Node names ${CLUSTER_NAME:-bridge-c}1..3@localhost, folders under ${CLUSTER_ROOT}: the test
+# suite sets all three, so its cluster never meets one started by hand or by another suite.
 set -euo pipefail
 
 base_port=${CLUSTER_PORT_BASE:-5681}
 root=${CLUSTER_ROOT:-/var/lib/rabbitmq/bridge-cluster}
+name=${CLUSTER_NAME:-bridge-c}
 host=localhost
 wait_s=${CLUSTER_WAIT_S:-90}
 NODES=(1 2 3)
 
-node_name() { echo "bridge-c$1@$host"; }
+node_name() { echo "$name$1@$host"; }
 amqp_port() { echo $((base_port + $1 - 1)); }
 dist_port() { echo $((base_port + 20000 + $1 - 1)); }
 
@@ -65,7 +68,8 @@ EOF
   chown -R rabbitmq:rabbitmq "$root"
 }
 
-start_node() {
+# Start node N detached (unless it answers already); wait_node waits for it.
+launch_node() {
   local n=$1
   prepare "$n"
   if ctl "$n" ping >/dev/null 2>&1; then return 0; fi
@@ -74,14 +78,28 @@ start_node() {
   env $(node_env "$n") PATH="$PATH:/usr/sbin" \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none" \
     rabbitmq-server -detached >/dev/null 2>&1
-  timeout "$wait_s" env $(node_env "$n") PATH="$PATH:/usr/sbin" \
-    rabbitmqctl -q -n "$(node_name "$n")" wait "$root/node$n/rabbit.pid" >/dev/null \
-    || { echo "node $(node_name "$n") did not start: see $root/node$n/log" >&2; exit 1; }
 }
 
-stop_node() {
+wait_node() {
   local n=$1
-  ctl "$n" stop >/dev/null 2>&1 || true
+  timeout "$wait_s" env $(node_env "$n") PATH="$PATH:/usr/sbin" \
+    rabbitmqctl -q -n "$(node_name "$n")" wait "$root/node$n/rabbit.pid" >/dev/null \
+    || { echo "node $(node_name "$n") did not start within ${wait_s} s: see $root/node$n/log" >&2; exit 1; }
+}
+
+start_node() { launch_node "$1"; wait_node "$1"; }
+
+stop_node() {
+  local n=$1 pid_file="$root/node$1/rabbit.pid"
+  if ctl "$n" stop >/dev/null 2>&1; then return 0; fi
+  # Not answering (still booting, or hung): end that node's VM by the pid it wrote, if
+  # that pid is still this node's (a stale file's pid may be another process by now).
+  local pid
+  pid=$(cat "$pid_file" 2>/dev/null || true)
+  if [ -n "$pid" ] && tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null \
+    | grep -qx "RABBITMQ_NODENAME=$(node_name "$n")"; then
+    kill "$pid" 2>/dev/null || true
+  fi
 }
 
 join() {
@@ -102,7 +120,9 @@ urls() {
 case "${1:-}" in
   start)
     need_root
-    for n in "${NODES[@]}"; do start_node "$n"; done
+    # The three boot side by side (a node's boot is mostly waiting), then join node 1.
+    for n in "${NODES[@]}"; do launch_node "$n"; done
+    for n in "${NODES[@]}"; do wait_node "$n"; done
     for n in 2 3; do join "$n"; done
     urls
     ;;

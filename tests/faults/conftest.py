@@ -63,7 +63,12 @@ async def start_worker(
     fault_settings: Settings, files: Files, tmp_path: Path
 ) -> AsyncIterator[Callable[..., asyncio.Future[Worker]]]:
     config = tmp_path / "worker.toml"
-    config.write_text("[worker]\nhandler_timeout_s = 2.0\nretry_delays_s = [0.3, 0.6, 1.2, 2.4]\n")
+    # A 3 s claim lease, not 10: the killed worker's claim lapses, and its event is taken
+    # over, 7 s sooner (the lease's length is not what these tests show).
+    config.write_text(
+        "[worker]\nhandler_timeout_s = 2.0\nretry_delays_s = [0.3, 0.6, 1.2, 2.4]\n"
+        "claim_lease_s = 3.0\n"
+    )
     started: list[Worker] = []
 
     async def start(slow_s: float) -> Worker:

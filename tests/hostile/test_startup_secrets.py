@@ -45,6 +45,9 @@ async def test_an_encoded_password_is_masked_in_every_line(
     encoded = "PWa%23PWb%2FPWc%3FPWd%40PWe"  # the broker refuses it: guest's password is guest
     env = service_env(prefix, free_port(), f"sqlite+aiosqlite:///{tmp_path}/s.sqlite3")
     env["AMQP_URL"] = f"amqp://guest:{encoded}@{WHERE}/"
+    config = tmp_path / "service.toml"
+    config.write_text("[amqp]\nconnect_retry_s = 0.2\n")  # the retry logged soon, not in 2 s
+    env["SERVICE_CONFIG"] = str(config)
     async with running("receiver", env) as service:
         started = await service.wait_event("service.started")
         assert started["broker"] == f"amqp://guest:***@{WHERE}/"

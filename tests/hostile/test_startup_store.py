@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -101,11 +102,14 @@ async def test_the_receiver_serves_while_the_store_is_down_and_admin_comes_with_
 
 
 async def test_stopped_while_waiting_it_exits_at_once_and_never_shows_the_password(
-    prefix: str,
+    prefix: str, tmp_path: Path
 ) -> None:
     secret = "PWa%23PWb%2FPWc%3FPWd"  # "PWa#PWb/PWc?PWd", percent-encoded
     url = f"postgresql+asyncpg://bridge:{secret}@127.0.0.1:{free_port()}/bridge"
-    async with running("worker", service_env(prefix, free_port(), url)) as service:
+    config = tmp_path / "service.toml"
+    config.write_text("[store]\nconnect_retry_s = 0.2\n")  # the second wait soon, not in 2 s
+    env = service_env(prefix, free_port(), url, SERVICE_CONFIG=str(config))
+    async with running("worker", env) as service:
         await service.wait_event("startup.waiting", count=2)
         assert await service.stop(timeout_s=10) == 0
     assert b"PW" not in service.output
