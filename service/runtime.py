@@ -196,8 +196,8 @@ async def _start_worker(
     resources = await open_resources(settings, broker, database, stack, rules)
     check_clients(rules, resources.runners.keys(), resources.leanix is not None)
     check_workspaces(rules, workspaces.scopes(settings))
-    if rules:
-        registry.include(automation.registry)
+    if rules:  # a registry of both: the one given (the default one, too) stays as it was
+        registry = automation.alongside(registry, resources)
     services = resources.services()
     await open_lifespans(registry, services, stack)  # closed after the consumer drained
     consumer = Consumer(settings, broker, registry, services, database)
