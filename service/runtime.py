@@ -200,7 +200,7 @@ async def _start_worker(
         registry = automation.alongside(registry, resources)
     services = resources.services()
     await open_lifespans(registry, services, stack)  # closed after the consumer drained
-    consumer = Consumer(settings, broker, registry, services, database)
+    consumer = Consumer(settings, broker, registry, database=database, services=services)
     starting = asyncio.create_task(consumer.start())
     starting.add_done_callback(lambda task: _fail_on_error(task, stop, "worker.start_failed"))
     stack.push_async_callback(_stop_consumer, consumer, starting, settings.http.shutdown_grace_s)

@@ -203,7 +203,9 @@ class TestWorker:
         services = self._services = resources.services()
         await open_lifespans(registry, services, self._stack)
         if self.real:
-            consumer = Consumer(self.settings, broker, registry, services, database)
+            consumer = Consumer(
+                self.settings, broker, registry, database=database, services=services
+            )
             consumer.observers.append(self._settled)
             await consumer.start()
             self._stack.push_async_callback(consumer.stop, self.settings.http.shutdown_grace_s)
