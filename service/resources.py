@@ -3,8 +3,8 @@
 One aiohttp session for every vendor client, the store, the broker, and the rules. A
 platform's client (service/vendors/) exists only when its credentials are configured.
 Handlers see only the part of it they may use (`services()`: the clients, never the
-settings or the broker); the built-in automation, a handler module like any other, finds
-the whole of it in the state under `RESOURCES`.
+settings or the broker); the built-in automation gets the whole of it as the argument of
+its registry's factory (service/automation/handlers.py `build`), never through the state.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from service.runs import RunClient
 from service.settings import ClientsSettings, LeanixApi, Settings
 from service.store import Database
 from service.vendors import registry
-from service.worker.context import Services, StateKey
+from service.worker.context import Services
 from service.workspaces import Workspace
 
 log = structlog.get_logger("service.resources")
@@ -60,14 +60,8 @@ class Resources:
         return self.leanix_clients.get(found.name) if found is not None else None
 
     def services(self) -> Services:
-        """What handlers may use: the clients, and a state that holds this under RESOURCES."""
-        services = Services(run_clients=self.runners, leanix_client=self.leanix)
-        services.state[RESOURCES] = self
-        return services
-
-
-# The whole of the worker's resources, for the built-in automation only (not exported).
-RESOURCES: StateKey[Resources] = StateKey("service.resources")
+        """What handlers may use: the clients, and an empty state for their lifespans."""
+        return Services(run_clients=self.runners, leanix_client=self.leanix)
 
 
 def run_clients(session: aiohttp.ClientSession, clients: ClientsSettings) -> dict[str, RunClient]:

@@ -196,11 +196,11 @@ async def _start_worker(
     resources = await open_resources(settings, broker, database, stack, rules)
     check_clients(rules, resources.runners.keys(), resources.leanix is not None)
     check_workspaces(rules, workspaces.scopes(settings))
-    if rules:
-        registry.include(automation.registry)
+    if rules:  # a registry of both: the one given (the default one, too) stays as it was
+        registry = automation.alongside(registry, resources)
     services = resources.services()
     await open_lifespans(registry, services, stack)  # closed after the consumer drained
-    consumer = Consumer(settings, broker, registry, services, database)
+    consumer = Consumer(settings, broker, registry, database=database, services=services)
     starting = asyncio.create_task(consumer.start())
     starting.add_done_callback(lambda task: _fail_on_error(task, stop, "worker.start_failed"))
     stack.push_async_callback(_stop_consumer, consumer, starting, settings.http.shutdown_grace_s)

@@ -11,9 +11,9 @@ instead of waiting out their delays. `TestWorker(registry, settings, real=True)`
 same test against RabbitMQ (`settings.amqp`) through the real consumer, waiting the
 delays (give it short `worker.retry_delays_s`). Either way the handlers' lifespans run,
 the store is a fresh SQLite file (claims, `context.transaction()`), and the clients are
-those `settings` configure: point them at the simulators (`settings_for`). The rules of
-`settings` are loaded for the built-in automation (`service.automation.handlers`), when
-the registry includes it.
+those `settings` configure: point them at the simulators (`settings_for`).
+`automation=True` adds the built-in automation (`service.automation.handlers`) over the
+worker's resources, with the rules of `settings`, as the worker does when rules exist.
 
 It must never be imported by the service itself.
 """
@@ -34,10 +34,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from service.automation import handlers as automation
 from service.automation.rules import load as load_rules
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent, encode
-from service.resources import open_resources
+from service.resources import Resources, open_resources
 from service.settings import Settings, from_mapping
 from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
 from service.store import Database
@@ -135,12 +136,14 @@ class TestWorker:
         settings: Settings | None = None,
         *,
         real: bool = False,
+        automation: bool = False,
         follow_retries: bool = True,
         timeout_s: float = 30.0,
     ) -> None:
         self.registry = registry or default_registry
         self.settings = settings or Settings()
         self.real = real
+        self.automation = automation
         self.follow_retries = follow_retries
         self.timeout_s = timeout_s
         self._stack = AsyncExitStack()
@@ -148,6 +151,7 @@ class TestWorker:
         self._broker: Broker | None = None
         self._waiting: dict[str, asyncio.Queue[Settled]] = {}
         self._services: Services | None = None
+        self._resources: Resources | None = None
 
     @property
     def services(self) -> Services:
@@ -155,6 +159,14 @@ class TestWorker:
         if self._services is None:
             raise RuntimeError("use TestWorker in `async with`")
         return self._services
+
+    @property
+    def resources(self) -> Resources:
+        """What the worker opened (the store, the clients, the settings), for the test's
+        own checks; the handlers never see it."""
+        if self._resources is None:
+            raise RuntimeError("use TestWorker in `async with`")
+        return self._resources
 
     async def __aenter__(self) -> TestWorker:
         await self._stack.__aenter__()
@@ -182,19 +194,25 @@ class TestWorker:
         broker = Broker(self.settings.amqp)
         if self.real:
             await self._start_broker(broker)
-        rules = load_rules(self.settings.rules)  # for the automation's handlers, if included
+        rules = load_rules(self.settings.rules) if self.automation else ()
         resources = await open_resources(self.settings, broker, database, self._stack, rules)
+        self._resources = resources
+        registry = self.registry
+        if self.automation:
+            registry = automation.alongside(registry, resources)
         services = self._services = resources.services()
-        await open_lifespans(self.registry, services, self._stack)
+        await open_lifespans(registry, services, self._stack)
         if self.real:
-            consumer = Consumer(self.settings, broker, self.registry, services, database)
+            consumer = Consumer(
+                self.settings, broker, registry, database=database, services=services
+            )
             consumer.observers.append(self._settled)
             await consumer.start()
             self._stack.push_async_callback(consumer.stop, self.settings.http.shutdown_grace_s)
             return
         worker = self.settings.worker
         claims = Claims(database.handled, worker.claim_lease_s, worker.handler_timeout_s)
-        self._dispatcher = Dispatcher(worker, self.registry, services, claims)
+        self._dispatcher = Dispatcher(worker, registry, services, claims)
 
     async def _start_broker(self, broker: Broker) -> None:
         await broker.start()

@@ -66,8 +66,8 @@ REPUBLISH_TIMEOUT_S = 10.0
 class Consumer:
     """Consumes the work queue with a bounded prefetch and dispatches to the registry.
 
-    Handlers use `services`; `database` keeps the event log and the idempotent handlers'
-    claims (without one, no event log, and idempotent handlers run unclaimed).
+    Handlers use `services` (none given: no clients, an empty state); `database`, always
+    there, keeps the event log and the idempotent handlers' claims.
     """
 
     def __init__(
@@ -75,19 +75,16 @@ class Consumer:
         settings: Settings,
         broker: Broker,
         registry: Registry,
+        *,
+        database: Database,
         services: Services | None = None,
-        database: Database | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker
         self.registry = registry
         self.journal = Journal(database, settings.eventlog)
         worker = settings.worker
-        claims = (
-            Claims(database.handled, worker.claim_lease_s, worker.handler_timeout_s)
-            if database is not None
-            else None
-        )
+        claims = Claims(database.handled, worker.claim_lease_s, worker.handler_timeout_s)
         self.dispatcher = Dispatcher(worker, registry, services or Services(), claims)
         # Told of each event settled (service/testing.py follows a test's events with it).
         self.observers: list[Callable[[Settled], None]] = []

@@ -105,10 +105,7 @@ class Services:
 
 
 def _no_transaction() -> AbstractAsyncContextManager[AsyncConnection]:
-    raise RuntimeError(
-        "context.transaction() needs a handler registered with idempotent=True "
-        "and a worker with a store"
-    )
+    raise RuntimeError("context.transaction() needs a handler registered with idempotent=True")
 
 
 @dataclass(frozen=True)

@@ -47,14 +47,14 @@ class Settled:
 
 
 class Dispatcher:
-    """Runs handlers for the worker: `claims` None (no store) runs idempotent ones unclaimed."""
+    """Runs handlers for the worker; the idempotent ones under `claims` (in the store)."""
 
     def __init__(
         self,
         worker: WorkerSettings,
         registry: Registry,
         services: Services,
-        claims: Claims | None = None,
+        claims: Claims,
     ) -> None:
         self.worker = worker
         self.registry = registry
@@ -102,16 +102,16 @@ class Dispatcher:
             await self._unclaim(held, registration)
             return policy.failure(registration.name, exc, delays), False
         except BaseException:  # cancelled: the channel closed under the delivery
-            if held is not None and self.claims is not None:
+            if held is not None:
                 self.claims.abandon(held)
             raise
         await self._record(held, registration)
         return None, False
 
     async def _claim(self, event: CloudEvent, registration: Registration) -> Held | None:
-        """Claim an idempotent handler's work (None: it runs unclaimed); _DONE if it was
-        done before. Waits up to a lease for a claim whose worker died."""
-        if not registration.idempotent or self.claims is None:
+        """Claim an idempotent handler's work (None: not idempotent, it runs unclaimed);
+        _DONE if it was done before. Waits up to a lease for a claim whose worker died."""
+        if not registration.idempotent:
             return None
         held = await self.claims.acquire(event.id, registration.name)
         return _DONE if held is None else held
@@ -122,7 +122,7 @@ class Dispatcher:
         """The handler, within its timeout (cut short if its claim lapses)."""
         key = idempotency_key(event.id, registration.name)
         timeout = self.worker.handler_timeout_s
-        if held is None or self.claims is None:
+        if held is None:
             async with asyncio.timeout(timeout):
                 await registration.func(event, dataclasses.replace(context, idempotency_key=key))
             return
@@ -134,7 +134,7 @@ class Dispatcher:
             await registration.func(event, context)
 
     async def _unclaim(self, held: Held | None, registration: Registration) -> None:
-        if held is not None and self.claims is not None:
+        if held is not None:
             try:
                 await self.claims.release(held)
             except Exception as exc:  # the claim then lapses after its lease
@@ -142,7 +142,7 @@ class Dispatcher:
 
     async def _record(self, held: Held | None, registration: Registration) -> None:
         metrics.handled.labels(registration.name, "ok").inc()
-        if held is None or self.claims is None:
+        if held is None:
             return
         try:
             marked = await self.claims.mark(held)

@@ -64,20 +64,19 @@ def status_of(ran: list[Ran], fates: dict[str, str]) -> str:
 
 
 class Journal:
-    def __init__(self, database: Database | None, settings: EventLogSettings) -> None:
+    def __init__(self, database: Database, settings: EventLogSettings) -> None:
         self.database = database
         self.settings = settings
 
     async def write(self, entry: Entry, fates: dict[str, str]) -> None:
         """Record this delivery; return once it is recorded, however long the store is away."""
-        if self.database is None or not self.settings.enabled:
+        if not self.settings.enabled:
             return
         rows = self._rows(entry, fates)
         await until_reachable(lambda: self._record(rows), "eventlog.write")
 
     async def _record(self, rows: Rows) -> None:
         """Write the rows; raise only while the store is unreachable."""
-        assert self.database is not None
         for attempt, written in enumerate((rows, _storable(rows))):
             try:
                 await self.database.events.record(*written)

@@ -42,6 +42,7 @@ from aiohttp import web
 from service import logs, processes, runtime
 from service.bus.broker import Broker
 from service.settings import Settings, from_mapping
+from service.store import Database
 from service.web import create_app
 from service.worker.consumer import Consumer
 from tests.benchmarks import baseline
@@ -65,7 +66,11 @@ async def naive(settings: Settings, stack: AsyncExitStack) -> web.Application:
 async def worker(settings: Settings, stack: AsyncExitStack) -> web.Application:
     broker = await _broker(settings, stack)
     recorder = Recorder()
-    consumer = Consumer(settings, broker, recorder.registry())
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-"))
+    database = Database(f"sqlite+aiosqlite:///{folder}/store.sqlite3")  # its log and claims
+    await database.open()
+    stack.push_async_callback(database.close)
+    consumer = Consumer(settings, broker, recorder.registry(), database=database)
     await consumer.start()
     stack.push_async_callback(consumer.stop, GRACE_S)
     return recorder.app()

@@ -26,6 +26,7 @@ from service.cloudevent import CloudEvent
 from service.deadletters import DeadLetterQueue, replay_all
 from service.errors import RetryLater
 from service.settings import Settings
+from service.store import Database
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registration, Registry
 from tests.conftest import AMQP_URL, delete_topology
@@ -204,15 +205,22 @@ class Worker:
     registry: Registry
     seen: asyncio.Queue[tuple[CloudEvent, Context]] = field(default_factory=asyncio.Queue)
     consumer: Consumer | None = None
+    database: Database | None = None
 
     async def start(self) -> None:
-        self.consumer = Consumer(self.settings, self.broker, self.registry)
+        if self.database is None:  # the store of `settings`: the event log and claims
+            self.database = Database(self.settings.store.url)
+            await self.database.open()
+        self.consumer = Consumer(self.settings, self.broker, self.registry, database=self.database)
         await self.consumer.start()
 
     async def stop(self) -> None:
         if self.consumer is not None:
             await self.consumer.stop(5)
             self.consumer = None
+        if self.database is not None:
+            await self.database.close()
+            self.database = None
 
     async def next_handled(self, timeout_s: float = 15) -> tuple[CloudEvent, Context]:
         async with asyncio.timeout(timeout_s):

@@ -91,6 +91,16 @@ def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings
 
 
 @pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite store of this test's own, apart from `settings`' (a consumer
+    keeps its event log and claims in one)."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'consumer.sqlite3'}")
+    await database.open()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
     """The store of `settings`, migrated (an SQLite file of this test's own)."""
     database = Database(settings.store.url)

@@ -21,10 +21,9 @@ import structlog
 
 from service.automation import capacity
 from service.automation.completion import POLLED
-from service.automation.handlers import registry as automation
 from service.automation.starter import fact_sheet_of
 from service.cloudevent import CloudEvent
-from service.resources import RESOURCES, Resources
+from service.resources import Resources
 from service.simulators.lab import HUMAN_USER, Lab
 from service.store.runs import Run
 from service.store.schema import waiting_starts
@@ -57,7 +56,7 @@ def worker_for(lab: Lab, vendor: str = "uipath", **rule: Any) -> TestWorker:
             "worker": {"retry_delays_s": [0.05, 0.1]},
         },
     )  # fmt: skip
-    return TestWorker(automation, settings)
+    return TestWorker(settings=settings, automation=True)
 
 
 def changed(fact_sheet_id: str, name: str) -> CloudEvent:
@@ -72,7 +71,7 @@ def changed(fact_sheet_id: str, name: str) -> CloudEvent:
 
 
 def resources_of(worker: TestWorker) -> Resources:
-    return worker.services.state[RESOURCES]
+    return worker.resources
 
 
 async def runs_of(worker: TestWorker) -> list[Run]:

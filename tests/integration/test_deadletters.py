@@ -146,7 +146,11 @@ async def seed_dead_letter(db: Database, event_id: str) -> None:
 
 
 async def test_replay_goes_through_the_normal_path_with_the_original_id(
-    settings: Settings, broker: Broker, dead_letters: dict[str, int], inspector: Inspector
+    settings: Settings,
+    broker: Broker,
+    dead_letters: dict[str, int],
+    inspector: Inspector,
+    store: Database,
 ) -> None:
     out = await command(settings, "replay", EventQuery(type="uipath.#"))
     assert "replayed 2 dead letter(s)" in out
@@ -163,7 +167,7 @@ async def test_replay_goes_through_the_normal_path_with_the_original_id(
     async def picky(event: CloudEvent, context: Context) -> None:
         await seen.put(("picky", event.id))
 
-    consumer = Consumer(settings, broker, registry)
+    consumer = Consumer(settings, broker, registry, database=store)
     await consumer.start()
     async with asyncio.timeout(10):
         replayed = {await seen.get(), await seen.get()}

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
 from service.settings import Settings
+from service.store import Database
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
 from tests import senders
@@ -23,7 +24,11 @@ pytestmark = pytest.mark.integration
 
 
 async def test_request_outcomes_are_logged_without_secrets(
-    log_lines: io.StringIO, settings: Settings, broker: Broker, client: TestClient[Any, Any]
+    log_lines: io.StringIO,
+    settings: Settings,
+    broker: Broker,
+    client: TestClient[Any, Any],
+    store: Database,
 ) -> None:
     registry = Registry()
     handled = asyncio.Event()
@@ -32,7 +37,7 @@ async def test_request_outcomes_are_logged_without_secrets(
     async def done(event: CloudEvent, context: Context) -> None:
         handled.set()
 
-    consumer = Consumer(settings, broker, registry)
+    consumer = Consumer(settings, broker, registry, database=store)
     await consumer.start()
     accepted = orjson.loads((await post(client, senders.leanix()))[2])["id"]
     await post(client, senders.leanix(auth=senders.LEANIX_AUTH + "-wrong"))

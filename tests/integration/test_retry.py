@@ -34,8 +34,10 @@ def registry() -> Registry:
 
 
 @pytest.fixture
-async def consumer(settings: Settings, broker: Broker, registry: Registry) -> AsyncIterator[None]:
-    consumer = Consumer(settings, broker, registry)
+async def consumer(
+    settings: Settings, broker: Broker, registry: Registry, store: Database
+) -> AsyncIterator[None]:
+    consumer = Consumer(settings, broker, registry, database=store)
     await consumer.start()
     yield
     await consumer.stop(5)

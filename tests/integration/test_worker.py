@@ -14,6 +14,7 @@ from service.bus.broker import Broker
 from service.cloudevent import CloudEvent
 from service.errors import RejectEvent
 from service.settings import Settings
+from service.store import Database
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
 from tests import senders
@@ -29,9 +30,9 @@ def registry() -> Registry:
 
 @pytest.fixture
 async def consumer(
-    settings: Settings, broker: Broker, registry: Registry
+    settings: Settings, broker: Broker, registry: Registry, store: Database
 ) -> AsyncIterator[Consumer]:
-    consumer = Consumer(settings, broker, registry)
+    consumer = Consumer(settings, broker, registry, database=store)
     await consumer.start()
     yield consumer
     await consumer.stop(5)
@@ -122,7 +123,7 @@ async def test_a_message_that_is_not_a_cloudevent_is_dead_lettered(
 
 
 async def test_handlers_run_concurrently_up_to_the_prefetch(
-    make_settings: Callable[..., Settings], broker: Broker, registry: Registry
+    make_settings: Callable[..., Settings], broker: Broker, registry: Registry, store: Database
 ) -> None:
     settings = make_settings(worker={"prefetch": 3})
     inside = 0
@@ -140,7 +141,7 @@ async def test_handlers_run_concurrently_up_to_the_prefetch(
         await release.wait()
         inside -= 1
 
-    consumer = Consumer(settings, broker, registry)
+    consumer = Consumer(settings, broker, registry, database=store)
     await consumer.start()
     for n in range(5):
         await broker.publish(
@@ -167,7 +168,7 @@ def _event_body(n: int) -> bytes:
 
 
 async def test_stop_waits_for_handlers_in_flight(
-    settings: Settings, broker: Broker, registry: Registry, inspector: Inspector
+    settings: Settings, broker: Broker, registry: Registry, inspector: Inspector, store: Database
 ) -> None:
     started = asyncio.Event()
     finished = asyncio.Event()
@@ -178,7 +179,7 @@ async def test_stop_waits_for_handlers_in_flight(
         await asyncio.sleep(0.3)  # simulated work inside the handler, not a wait for a result
         finished.set()
 
-    consumer = Consumer(settings, broker, registry)
+    consumer = Consumer(settings, broker, registry, database=store)
     await consumer.start()
     await broker.publish(_event_body(1), routing_key="a.b.c", message_id="s1", timeout_s=5)
     async with asyncio.timeout(10):
