@@ -15,7 +15,6 @@ session stops them (their pytest process is gone).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -26,6 +25,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.waiting import poll_interval
 
 SCRIPT = Path(__file__).parents[1] / "deploy" / "rabbitmq-cluster.sh"
 BASE = Path("/var/lib/rabbitmq")
@@ -143,7 +144,7 @@ class Cluster:
                     f"the RabbitMQ cluster did not start within {START_DEADLINE_S} s "
                     f"(the nodes' logs: {self._keep_logs()})"
                 )
-            await asyncio.sleep(0.2)  # the start's progress, polled with a deadline
+            await poll_interval()  # the start's progress, polled with a deadline
         if self.starting.returncode != 0:
             said = self.output.read_text(errors="replace").strip().splitlines()[-3:]
             return (

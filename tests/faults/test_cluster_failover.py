@@ -36,6 +36,7 @@ from tests import senders
 from tests.cluster import Cluster
 from tests.conftest import postgres_database
 from tests.faults.conftest import REPO, wait_for
+from tests.waiting import poll_interval
 
 pytestmark = pytest.mark.integration
 
@@ -390,7 +391,7 @@ async def _handled(engine: AsyncEngine, accepted: set[str]) -> Counter[str]:
                 f"{len(missing)} accepted events not handled, none newly handled for "
                 f"{STALL_S} s: e.g. {sorted(missing)[:3]}"
             )
-        await asyncio.sleep(0.2)  # the next look at the counts (a deadline above)
+        await poll_interval()  # the next look at the counts (a deadline above)
 
 
 def _assert_refusals_only_in_failover(traffic: Traffic, windows: list[tuple[float, float]]) -> None:

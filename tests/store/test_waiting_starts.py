@@ -26,7 +26,8 @@ def start(n: int, **extra: object) -> dict[str, object]:
 
 
 async def retry_time_passes(database: Database, waiting_id: int) -> None:
-    """Move a held start's retry time into the past (a loaded machine never outruns it)."""
+    """Move a held start's retry time, or a claim's lease, into the past (`claimed_until`;
+    a loaded machine never outruns it)."""
     async with database.engine.begin() as connection:
         await connection.execute(
             sa.update(waiting_starts)
@@ -62,8 +63,7 @@ async def test_coalescing_keeps_one_start_with_the_latest_event(database: Databa
 
 async def test_a_claimed_start_leaves_the_window_to_later_events(database: Database) -> None:
     store = database.waiting
-    await store.coalesce(key="r/fs-1", window_s=0.001, **start(1))
-    await asyncio.sleep(0.01)  # the window closes
+    await store.coalesce(key="r/fs-1", window_s=0.0, **start(1))  # its window closed
     (claimed,) = await store.claim(Slots(SLOTS.target_key, ("r",), None), "w1", 60, 60)
     await store.coalesce(key="r/fs-1", window_s=30.0, **start(2))  # a new window
     rows = await store.search(limit=None)
@@ -148,9 +148,8 @@ async def test_a_coalescing_start_keeps_its_place_behind_a_held_one(database: Da
     assert (early.correlation_id, head.correlation_id) == ("c-1", "c-2")
     await store.done(early.id, "w1")
     await store.later(head.id, "w1", time.time() + 60, "busy")
-    await store.coalesce(key="r/fs-late", window_s=0.01, **start(3))  # due after the head
+    await store.coalesce(key="r/fs-late", window_s=0.0, **start(3))  # due now: after the head
     await store.add(due_at=head.due_at - 1, **start(4))  # a place before the head's
-    await asyncio.sleep(0.05)  # the late window closes; the head still waits
     assert [w.correlation_id for w in await store.claim(slots, "w1", 60, 60)] == ["c-4"]
     assert await store.claim(slots, "w1", 60, 60) == []  # c-3 is behind the head
     await retry_time_passes(database, head.id)
@@ -172,8 +171,8 @@ async def test_a_start_of_a_rule_gone_from_the_target_neither_goes_nor_holds(
 async def test_a_lapsed_claim_is_taken_again(database: Database) -> None:
     store = database.waiting
     await store.add(due_at=time.time(), **start(1))
-    (claimed,) = await store.claim(SLOTS, "dead", 0.001, 60)
-    await asyncio.sleep(0.01)
+    (claimed,) = await store.claim(SLOTS, "dead", 60, 60)
+    await retry_time_passes(database, claimed.id)  # the dead holder's lease lapses
     (again,) = await store.claim(SLOTS, "alive", 60, 60)
     assert again.id == claimed.id and again.claimed_by == "alive"
     await store.done(again.id, "dead")  # the dead holder's late word changes nothing
