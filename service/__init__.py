@@ -6,8 +6,8 @@ The path of a message, as the modules are named:
       -> web.py                 the one HTTP application: receiver, probes, admin
       -> receiver/app.py        routes, problem+json errors, access log
       -> receiver/ingest.py     read body (bounded) -> authenticate -> parse -> normalise
-           receiver/signatures.py   verifiers on the raw bytes, constant-time
-           receiver/normalise.py    sender payload -> type/subject/time/id
+           vendors/signatures.py    verifiers on the raw bytes, constant-time
+           vendors/normalise.py     sender payload -> type/subject/time/id
            vendors/<name>/          each platform's callback check, normaliser, client
            cloudevent.py            CloudEvents 1.0 structured JSON
       -> bus/broker.py          persistent publish, awaited confirm, then 202

@@ -7,7 +7,7 @@
                                   [sources.leanix], serving events of any workspace
 
 An event's workspace is the id in its CloudEvent source, `leanix:<workspaceId>` (from the
-payload's workspaceId, service/receiver/normalise.py). An Authorization value belongs to
+payload's workspaceId, service/vendors/normalise.py). An Authorization value belongs to
 one workspace: the receiver refuses an event that names another workspace, and gives an
 event that names none the value's workspace. Pure configuration: no clients, no I/O.
 """

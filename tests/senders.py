@@ -1,6 +1,6 @@
 """Test-side senders: build each platform's request (headers + body) the way it signs it.
 
-Signatures are computed here independently of service.receiver.signatures, so the tests
+Signatures are computed here independently of service.vendors.signatures, so the tests
 check the verifiers against the platforms' documented schemes, not against themselves.
 """
 

@@ -42,7 +42,7 @@ def parse(event: CloudEvent) -> Completion:
 
     A Leapwork or Workato callback names its run by the correlation id when it gives one,
     and by nothing else: that id is what the run's callback token vouches for
-    (receiver/runtoken.py), so a token cannot complete a run named by another field."""
+    (vendors/runtoken.py), so a token cannot complete a run named by another field."""
     if event.type == POLLED:
         return _polled(event)
     return registry.platform(event.type.split(".", 1)[0]).receiving.completion(event)

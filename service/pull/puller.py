@@ -40,10 +40,10 @@ from service.errors import (
     VendorUnavailable,
 )
 from service.receiver.ingest import build_message, send
-from service.receiver.signatures import Credential
 from service.receiver.sources import Source
 from service.settings import PullSettings
 from service.store.leases import LeaseStore
+from service.vendors.signatures import Credential
 
 log = structlog.get_logger("service.pull")
 

@@ -25,10 +25,10 @@ from service.bus.broker import Broker
 from service.cloudevent import CloudEvent, encode, event_id
 from service.errors import MalformedEvent, SourceDisabled, Unauthorized, UnsupportedMedia
 from service.receiver import body as bodies
-from service.receiver.normalise import Facts
-from service.receiver.signatures import Credential, Verifier
 from service.receiver.sources import Source
 from service.settings import HttpSettings
+from service.vendors.normalise import Facts
+from service.vendors.signatures import Credential, Verifier
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -10,12 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from service.receiver import normalise
-from service.receiver.normalise import Facts
-from service.receiver.signatures import ScopedAuthorization, StaticAuthorization, Verifier
 from service.settings import SourcesSettings
-from service.vendors import registry
+from service.vendors import normalise, registry
 from service.vendors.adapter import AnyPlatform, SharedKeys
+from service.vendors.normalise import Facts
+from service.vendors.signatures import ScopedAuthorization, StaticAuthorization, Verifier
 from service.workspaces import Workspace
 
 

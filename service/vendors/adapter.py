@@ -19,8 +19,8 @@ A platform package may import the generic toolkit only: this module, `vendors.ta
 (shared settings shapes and checks), `vendors.openapi`, `service.config` (`setting`),
 `service.runs`, `service.errors`, `service.cloudevent`, `service.callback_tokens`,
 `service.clients.base` and `clients.ratelimit`, `service.subscriptions`, the verifiers in
-`service.receiver.signatures` and `service.receiver.runtoken`, the normaliser kit in
-`service.receiver.normalise`, and `service.simulators.base`. Never `service.settings`
+`service.vendors.signatures` and `service.vendors.runtoken`, the normaliser kit in
+`service.vendors.normalise`, and `service.simulators.base`. Never `service.settings`
 (which imports the registry), the receiver's app, the worker, the admin API or the
 automation loop (tests/unit/test_layers.py checks).
 """
@@ -36,10 +36,10 @@ import aiohttp
 from service import callback_tokens
 from service.cloudevent import CloudEvent
 from service.errors import ConfigError
-from service.receiver.normalise import Facts
-from service.receiver.runtoken import RunCallback, RunToken
-from service.receiver.signatures import StandardWebhooks, Verifier
 from service.runs import RunClient, RunState
+from service.vendors.normalise import Facts
+from service.vendors.runtoken import RunCallback, RunToken
+from service.vendors.signatures import StandardWebhooks, Verifier
 
 if TYPE_CHECKING:
     from service.simulators.base import Simulator

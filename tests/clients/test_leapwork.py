@@ -11,11 +11,11 @@ import pytest
 
 from service import callback_tokens
 from service.errors import VendorRejected, VendorUnavailable
-from service.receiver.runtoken import RunToken
 from service.vendors.leapwork import callback as leapwork
 from service.vendors.leapwork.client import LeapworkClient
 from service.vendors.leapwork.settings import LeapworkApi
 from service.vendors.leapwork.simulator import LeapworkSimulator
+from service.vendors.runtoken import RunToken
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 KEY = "Mo87Nc4qDAtzJNDb"

@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from service.errors import Unauthorized, VendorRejected, VendorUnavailable
-from service.receiver.signatures import BodyHmac
 from service.vendors.robocorp import callback as robocorp
 from service.vendors.robocorp.client import RobocorpClient, started_run_id
 from service.vendors.robocorp.settings import RobocorpApi
 from service.vendors.robocorp.simulator import RobocorpSimulator
+from service.vendors.signatures import BodyHmac
 from tests.clients.support import CallbackInbox, poll_state, wait_until
 
 KEY = "rc-wskey-7d1e0c9b5a"

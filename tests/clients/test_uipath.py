@@ -12,8 +12,8 @@ import pytest
 
 from service.clients.base import Response
 from service.errors import VendorRejected, VendorUnavailable
-from service.receiver.signatures import BodyHmac
 from service.runs import RunState
+from service.vendors.signatures import BodyHmac
 from service.vendors.uipath import callback as uipath
 from service.vendors.uipath.client import START_JOBS, UipathClient, job_run_state, output_arguments
 from service.vendors.uipath.settings import UipathApi

@@ -13,7 +13,7 @@ import pytest
 from service import callback_tokens
 from service.clients.base import Response
 from service.errors import VendorRejected, VendorUnavailable
-from service.receiver.runtoken import RunCallback, RunToken
+from service.vendors.runtoken import RunCallback, RunToken
 from service.vendors.workato import callback as workato
 from service.vendors.workato.client import WorkatoClient, answered
 from service.vendors.workato.jobs import MAX_PAGES, job_run_state

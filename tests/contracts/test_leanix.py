@@ -18,9 +18,9 @@ import pytest
 from service.clients.leanix import LeanixClient
 from service.clients.leanix_graphql import Patch, Update
 from service.errors import VendorRejected
-from service.receiver import normalise
 from service.settings import LeanixApi
 from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
+from service.vendors import normalise
 from tests.clients.support import CallbackInbox, wait_until
 from tests.contracts.contract import contract, delivery_problems
 from tests.contracts.recording import Recorder, operation_problems, outside_contract

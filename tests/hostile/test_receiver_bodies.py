@@ -17,10 +17,10 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from service.receiver import normalise
 from service.receiver.app import BUDGET
 from service.receiver.server import LINGER_S
 from service.settings import Settings
+from service.vendors import normalise
 from tests import senders
 from tests.hostile.receiver_wire import (
     MiB,

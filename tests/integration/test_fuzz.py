@@ -409,7 +409,7 @@ def documented(source: str, payload: dict[str, Any]) -> bool:
         return all(payload.get(k) is None or isinstance(payload[k], str) for k in keys)
 
     if source.endswith("-bearer") and not text("correlationId"):
-        return False  # a run's token is checked against it (receiver/runtoken.py)
+        return False  # a run's token is checked against it (vendors/runtoken.py)
     if vendor(source) == "leapwork":
         return text("runId") and text_or_absent("finishedAt")
     if vendor(source) == "workato":

@@ -22,10 +22,10 @@ from service.cloudevent import CloudEvent
 from service.pull.puller import Puller
 from service.receiver import sources
 from service.receiver.ingest import build_message
-from service.receiver.signatures import Credential
 from service.settings import PullSettings, Settings
 from service.simulators.leanix import DEFAULT_API_TOKEN, LeanixSimulator
 from service.store import Database
+from service.vendors.signatures import Credential
 from service.worker.consumer import Consumer
 from service.worker.registry import Context, Registry
 from tests.contracts.recording import Recorder

@@ -22,19 +22,19 @@ from multidict import CIMultiDict
 
 from service.cloudevent import CloudEvent, decode, encode, event_id
 from service.errors import MalformedEvent, Unauthorized
-from service.receiver import normalise
 from service.receiver.ingest import build_event, parse
-from service.receiver.runtoken import RunCallback, RunToken
-from service.receiver.signatures import (
+from service.receiver.sources import Source
+from service.vendors import normalise
+from service.vendors.leapwork import callback as leapwork
+from service.vendors.robocorp import callback as robocorp
+from service.vendors.runtoken import RunCallback, RunToken
+from service.vendors.signatures import (
     BodyHmac,
     Credential,
     StandardWebhooks,
     StaticAuthorization,
     sign_standard,
 )
-from service.receiver.sources import Source
-from service.vendors.leapwork import callback as leapwork
-from service.vendors.robocorp import callback as robocorp
 from service.vendors.uipath import callback as uipath
 from service.vendors.workato import callback as workato
 from tests import senders

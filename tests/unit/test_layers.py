@@ -3,7 +3,8 @@ foundations (errors, runs, metrics, config), which import nothing else; the HTTP
 application's parts (receiver/, admin/, probes.py) are siblings that import nothing from
 each other, and service/web.py alone assembles them; the core (receiver, automation,
 admin, resources, runtime, web, simulators) names no platform but asks the registry, and
-a platform package uses the generic toolkit and itself only."""
+a platform package uses the generic toolkit and itself only, and nothing under
+service/vendors/ imports the receiver."""
 
 from __future__ import annotations
 
@@ -160,7 +161,15 @@ CORE_MODULES = sorted(
     path for part in CORE for path in ((ROOT / part).rglob("*.py") if not part.endswith(".py")
                                        else [ROOT / part])
 )  # fmt: skip
-PLATFORM_INTERFACE = {"service.vendors", "service.vendors.registry", "service.vendors.adapter"}
+# The verifiers and the normaliser kit the receiver and every platform share: they live in
+# service/vendors/ so that the platforms never import the receiver, which asks the registry.
+SHARED_KIT = {"service.vendors.normalise", "service.vendors.runtoken", "service.vendors.signatures"}
+PLATFORM_INTERFACE = {
+    "service.vendors",
+    "service.vendors.registry",
+    "service.vendors.adapter",
+    *SHARED_KIT,
+}
 # The generic toolkit a platform package may build on (service/vendors/adapter.py says so).
 TOOLKIT = {
     "service",
@@ -169,9 +178,7 @@ TOOLKIT = {
     "service.clients.ratelimit",
     "service.cloudevent",
     "service.errors",
-    "service.receiver.normalise",
-    "service.receiver.runtoken",
-    "service.receiver.signatures",
+    *SHARED_KIT,
     "service.config",
     "service.runs",
     "service.simulators.base",
@@ -221,6 +228,28 @@ def test_the_registry_and_the_interface_import_no_upper_layer(path: Path) -> Non
     found = {n for n in modules_of(path) if n == "service" or n.startswith("service.")}
     offending = sorted(n for n in found - TOOLKIT if not n.startswith("service.vendors"))
     assert not offending, f"vendors/{path.name} imports {offending}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(VENDORS.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_nothing_under_vendors_imports_the_receiver(path: Path) -> None:
+    offending = sorted(n for n in imports_of(path) if within(n, ("service.receiver",)))
+    assert not offending, (
+        f"{path.relative_to(ROOT)} imports {offending}: the receiver imports the registry, so "
+        "what both need lives in service/vendors/ (signatures.py, runtoken.py, normalise.py)"
+    )
+
+
+def test_a_receiver_import_under_vendors_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "callback.py"
+    path.write_text(
+        "from service.receiver.signatures import Verifier\n"
+        "from service import receiver\n"
+        "import service.receiver.sources\n"
+    )
+    found = {n for n in imports_of(path) if within(n, ("service.receiver",))}
+    assert {"service.receiver", "service.receiver.signatures", "service.receiver.sources"} <= found
 
 
 def test_the_registry_lists_every_platform_package() -> None:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from service.errors import MalformedEvent
-from service.receiver import normalise
+from service.vendors import normalise
 from service.vendors.leapwork import callback as leapwork
 from service.vendors.robocorp import callback as robocorp
 from service.vendors.uipath import callback as uipath

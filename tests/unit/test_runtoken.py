@@ -19,9 +19,9 @@ from service.automation.starter import callback_for
 from service.cloudevent import CloudEvent
 from service.errors import MalformedEvent, Unauthorized
 from service.receiver import sources
-from service.receiver.runtoken import RunCallback, RunToken
-from service.receiver.signatures import StandardWebhooks
 from service.settings import from_mapping
+from service.vendors.runtoken import RunCallback, RunToken
+from service.vendors.signatures import StandardWebhooks
 from tests import senders
 
 KEY = senders.CALLBACK_SIGNING_KEY

@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from service.errors import Unauthorized
-from service.receiver.runtoken import RunCallback, RunToken
-from service.receiver.signatures import (
+from service.vendors.runtoken import RunCallback, RunToken
+from service.vendors.signatures import (
     BodyHmac,
     StandardWebhooks,
     StaticAuthorization,

@@ -13,9 +13,9 @@ from service.automation.rules import check_workspaces
 from service.automation.rules import load as load_rules
 from service.errors import ConfigError, Unauthorized
 from service.receiver.ingest import scoped
-from service.receiver.normalise import Facts
-from service.receiver.signatures import Credential, ScopedAuthorization
 from service.settings import Settings, from_mapping, load
+from service.vendors.normalise import Facts
+from service.vendors.signatures import Credential, ScopedAuthorization
 
 PRODUCTION = {"name": "production", "id": "ws-prod", "api_token": "prod-token",
               "authorization": ["Basic cHJvZA=="]}  # fmt: skip

@@ -19,12 +19,12 @@ from typing import Any
 
 from service.cloudevent import CloudEvent
 from service.errors import MalformedEvent
-from service.receiver.normalise import Facts, event_type
-from service.receiver.signatures import Verifier
 from service.runs import RunState, RunStatus
 from service.vendors.adapter import Completion, SharedKeys, run_token, signed_or_run_token
 from service.vendors.http.answer import VENDOR, WORDS
 from service.vendors.http.settings import HttpSource
+from service.vendors.normalise import Facts, event_type
+from service.vendors.signatures import Verifier
 
 PATH = "/callbacks/http"
 COMPLETIONS = ("http.run.*",)

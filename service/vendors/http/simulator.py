@@ -32,8 +32,8 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from service.receiver.signatures import sign_standard
 from service.simulators.base import Simulator, json_response
+from service.vendors.signatures import sign_standard
 
 Mode = Literal["async", "sync", "elsewhere", "redirect", "silent"]
 API_KEY_HEADER = "X-Api-Key"

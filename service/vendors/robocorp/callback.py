@@ -14,10 +14,10 @@ from typing import Any
 
 from service.cloudevent import CloudEvent
 from service.errors import MalformedEvent
-from service.receiver.normalise import Facts, event_type, optional, segment, text, words
-from service.receiver.signatures import BodyHmac, Verifier
 from service.runs import RunState, RunStatus
 from service.vendors.adapter import Completion, SharedKeys
+from service.vendors.normalise import Facts, event_type, optional, segment, text, words
+from service.vendors.signatures import BodyHmac, Verifier
 from service.vendors.tables import HmacSource
 
 COMPLETIONS = ("robocorp.process_run.*",)

@@ -14,9 +14,9 @@ from typing import Any
 
 from service.cloudevent import CloudEvent
 from service.errors import MalformedEvent
-from service.receiver.normalise import Facts, event_type, optional, segment, text, words
-from service.receiver.signatures import BodyHmac, Verifier
 from service.vendors.adapter import Completion, SharedKeys, event_data
+from service.vendors.normalise import Facts, event_type, optional, segment, text, words
+from service.vendors.signatures import BodyHmac, Verifier
 from service.vendors.tables import HmacSource
 from service.vendors.uipath.client import job_run_state
 

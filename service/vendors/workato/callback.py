@@ -14,10 +14,10 @@ from typing import Any
 
 from service.cloudevent import CloudEvent
 from service.errors import MalformedEvent
-from service.receiver.normalise import Facts, optional
-from service.receiver.signatures import Verifier
 from service.runs import RunState, RunStatus
 from service.vendors.adapter import Completion, SharedKeys, event_data, outputs, signed_or_run_token
+from service.vendors.normalise import Facts, optional
+from service.vendors.signatures import Verifier
 from service.vendors.tables import CallbackSource
 
 COMPLETIONS = ("workato.job.*",)

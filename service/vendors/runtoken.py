@@ -21,7 +21,7 @@ import orjson
 
 from service import callback_tokens
 from service.errors import MalformedEvent, Unauthorized
-from service.receiver.signatures import OWS, Credential, StandardWebhooks, Verifier, message_id
+from service.vendors.signatures import OWS, Credential, StandardWebhooks, Verifier, message_id
 
 
 @dataclass(frozen=True)
