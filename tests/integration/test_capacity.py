@@ -28,11 +28,11 @@ from service.simulators.lab import HUMAN_USER, Lab
 from service.store.runs import Run
 from service.store.schema import waiting_starts
 from service.testing import TestWorker, cloud_event
+from tests.faults.platform_workers import count_in_flight
 from tests.loglines import parse
 from tests.waiting import eventually, poll_interval
 
 pytestmark = pytest.mark.integration
-FINAL = {"Successful", "Faulted", "Stopped"}
 _sequence = itertools.count(1)
 log = structlog.get_logger("tests.capacity")
 
@@ -95,15 +95,7 @@ async def completer(lab: Lab, worker: TestWorker) -> AsyncIterator[list[int]]:
     """Publish each run's completion once its platform says it ended (as the poller
     would, without its delays), and record the jobs in flight at UiPath each time it was
     asked to start one."""
-    in_flight: list[int] = []
-    create = lab.uipath._create
-
-    def counting(*args: Any) -> Any:
-        job = create(*args)
-        in_flight.append(sum(j.state not in FINAL for j in lab.uipath.jobs.values()))
-        return job
-
-    lab.uipath._create = counting
+    in_flight = count_in_flight(lab)
     resources = resources_of(worker)
     done: set[str] = set()
 
